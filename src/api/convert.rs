@@ -1,0 +1,248 @@
+//! Every proto ⇄ domain conversion, in one place.
+
+use crate::proto::v1 as pb;
+use crate::spec::{self, ArtifactSpec, RawSpec, RestartPolicy, Tier};
+use crate::supervisor::events::{Event, EventKind, LogLine, Stream};
+use crate::supervisor::restart::{Exit, ExitHow};
+use crate::supervisor::service::{InstanceState, ServiceState};
+use crate::supervisor::{InstanceView, ServiceView};
+use tonic::Status;
+
+pub fn check_id(field: &str, id: &str) -> Result<(), Status> {
+    spec::validate_service_id(id).map_err(|r| Status::invalid_argument(format!("{field}: {r}")))
+}
+
+/// Proto spec → the validator's raw input (no checks here beyond enums).
+pub fn raw_spec(s: pb::ServiceSpec) -> RawSpec {
+    let limits = s.limits.unwrap_or_default();
+    let restart = s.restart.unwrap_or_default();
+    let artifact = s.artifact.and_then(|a| a.kind).map(|k| match k {
+        pb::artifact::Kind::Executable(e) => ArtifactSpec::Executable { content: e.content },
+        pb::artifact::Kind::Script(sc) => ArtifactSpec::Script { interpreter: sc.interpreter, source: sc.source },
+        pb::artifact::Kind::HostPath(h) => ArtifactSpec::HostPath { path: h.path },
+    });
+    let readiness = s.readiness.and_then(|r| match pb::ReadinessKind::try_from(r.kind) {
+        Ok(pb::ReadinessKind::Unspecified | pb::ReadinessKind::None) => None,
+        Ok(pb::ReadinessKind::Notify) => Some("notify".to_owned()),
+        Ok(pb::ReadinessKind::Tcp) => Some("tcp".to_owned()),
+        Err(_) => Some(format!("unknown kind {}", r.kind)),
+    });
+    RawSpec {
+        id: s.id,
+        artifact,
+        args: s.args,
+        env: s.env.into_iter().collect(),
+        profile: s.profile,
+        memory_bytes: limits.memory_bytes,
+        memory_high_bytes: limits.memory_high_bytes,
+        cpu_weight: limits.cpu_weight,
+        cpu_max_millicores: limits.cpu_max_millicores,
+        max_pids: limits.max_pids,
+        max_open_files: limits.max_open_files,
+        restart_policy: match pb::RestartPolicy::try_from(restart.policy) {
+            Ok(pb::RestartPolicy::Always) => Some(RestartPolicy::Always),
+            Ok(pb::RestartPolicy::OnFailure) => Some(RestartPolicy::OnFailure),
+            Ok(pb::RestartPolicy::Never) => Some(RestartPolicy::Never),
+            _ => None,
+        },
+        max_restarts: restart.max_restarts,
+        within_seconds: restart.within_seconds,
+        backoff_initial_ms: restart.backoff_initial_ms,
+        backoff_max_ms: restart.backoff_max_ms,
+        backoff_jitter: restart.backoff_jitter,
+        reset_after_seconds: restart.reset_after_seconds,
+        replicas: s.replicas,
+        tier: match pb::Tier::try_from(s.tier) {
+            Ok(pb::Tier::System) => Some(Tier::System),
+            Ok(pb::Tier::User) => Some(Tier::User),
+            _ => None,
+        },
+        shutdown_timeout_ms: s.shutdown_timeout_ms,
+        labels: s.labels.into_iter().collect(),
+        readiness,
+        grants: s.grants.into_iter().map(|g| g.spec).collect(),
+    }
+}
+
+pub fn service_state_filter(v: i32) -> Result<Option<ServiceState>, Status> {
+    Ok(match pb::ServiceState::try_from(v) {
+        Ok(pb::ServiceState::Unspecified) => None,
+        Ok(pb::ServiceState::Starting) => Some(ServiceState::Starting),
+        Ok(pb::ServiceState::Running) => Some(ServiceState::Running),
+        Ok(pb::ServiceState::Degraded) => Some(ServiceState::Degraded),
+        Ok(pb::ServiceState::Failed) => Some(ServiceState::Failed),
+        Ok(pb::ServiceState::Stopped) => Some(ServiceState::Stopped),
+        Ok(pb::ServiceState::Exited) => Some(ServiceState::Exited),
+        Err(_) => return Err(Status::invalid_argument(format!("state: {v} is not a ServiceState"))),
+    })
+}
+
+pub fn tier_filter(v: i32) -> Result<Option<Tier>, Status> {
+    Ok(match pb::Tier::try_from(v) {
+        Ok(pb::Tier::Unspecified) => None,
+        Ok(pb::Tier::User) => Some(Tier::User),
+        Ok(pb::Tier::System) => Some(Tier::System),
+        Err(_) => return Err(Status::invalid_argument(format!("tier: {v} is not a Tier"))),
+    })
+}
+
+fn service_state(s: ServiceState) -> pb::ServiceState {
+    match s {
+        ServiceState::Starting => pb::ServiceState::Starting,
+        ServiceState::Running => pb::ServiceState::Running,
+        ServiceState::Degraded => pb::ServiceState::Degraded,
+        ServiceState::Failed => pb::ServiceState::Failed,
+        ServiceState::Stopped => pb::ServiceState::Stopped,
+        ServiceState::Exited => pb::ServiceState::Exited,
+    }
+}
+
+fn instance_state(s: InstanceState) -> pb::InstanceState {
+    match s {
+        InstanceState::Starting => pb::InstanceState::Starting,
+        InstanceState::Running => pb::InstanceState::Running,
+        InstanceState::Stopping => pb::InstanceState::Stopping,
+        InstanceState::Exited => pb::InstanceState::Exited,
+        InstanceState::Failed => pb::InstanceState::Failed,
+        InstanceState::Backoff => pb::InstanceState::Backoff,
+    }
+}
+
+pub fn exit(e: &Exit) -> pb::ExitInfo {
+    pb::ExitInfo {
+        how: Some(match e.how {
+            ExitHow::Code(c) => pb::exit_info::How::Code(c),
+            ExitHow::Signal(s) => pb::exit_info::How::Signal(s),
+        }),
+        oom_killed: e.oom_killed,
+        reason: e.reason.clone(),
+        at_unix_ms: e.at_ms,
+    }
+}
+
+pub fn instance(i: &InstanceView) -> pb::Instance {
+    pb::Instance {
+        replica: i.replica,
+        state: instance_state(i.state) as i32,
+        pid: i.pid,
+        cgroup: i.cgroup.clone(),
+        started_at_unix_ms: i.started_at_ms,
+        uptime_ms: i.uptime_ms,
+        restart_count: i.restart_count,
+        last_exit: i.last_exit.as_ref().map(exit),
+        usage: Some(pb::Usage {
+            memory_bytes: i.usage.memory_bytes,
+            cpu_usage_usec: i.usage.cpu_usage_usec,
+            pids: i.usage.pids,
+        }),
+        uid: i.uid,
+        gid: i.uid,
+        spawn_us: i.spawn_us,
+    }
+}
+
+pub fn service(v: &ServiceView) -> pb::ServiceStatus {
+    let s = &v.spec;
+    pb::ServiceStatus {
+        id: s.id.to_string(),
+        state: service_state(v.state) as i32,
+        revision: v.revision,
+        tier: match s.tier {
+            Tier::User => pb::Tier::User,
+            Tier::System => pb::Tier::System,
+        } as i32,
+        profile: s.profile.clone(),
+        profile_sha256: crate::profiles::sha256(&s.profile).unwrap_or_default(),
+        artifact_sha256: v.artifact_sha256.clone(),
+        artifact_kind: v.artifact_kind.clone(),
+        limits: Some(pb::Limits {
+            memory_bytes: s.limits.memory_bytes,
+            memory_high_bytes: s.limits.memory_high_bytes.unwrap_or(0),
+            cpu_weight: s.limits.cpu_weight,
+            cpu_max_millicores: s.limits.cpu_max_millicores.unwrap_or(0),
+            max_pids: s.limits.max_pids,
+            max_open_files: s.limits.max_open_files,
+        }),
+        restart: Some(pb::RestartSpec {
+            policy: match s.restart.policy {
+                RestartPolicy::Always => pb::RestartPolicy::Always,
+                RestartPolicy::OnFailure => pb::RestartPolicy::OnFailure,
+                RestartPolicy::Never => pb::RestartPolicy::Never,
+            } as i32,
+            max_restarts: s.restart.max_restarts,
+            within_seconds: s.restart.within_seconds,
+            backoff_initial_ms: s.restart.backoff_initial_ms,
+            backoff_max_ms: s.restart.backoff_max_ms,
+            backoff_jitter: s.restart.backoff_jitter,
+            reset_after_seconds: s.restart.reset_after_seconds,
+        }),
+        replicas: s.replicas,
+        instances: v.instances.iter().map(instance).collect(),
+        created_at_unix_ms: v.created_at_ms,
+        failure_reason: v.failure.clone().unwrap_or_default(),
+        labels: s.labels.clone().into_iter().collect(),
+        uid: v.uid,
+    }
+}
+
+fn event_kind(k: EventKind) -> pb::EventKind {
+    match k {
+        EventKind::Deployed => pb::EventKind::Deployed,
+        EventKind::Started => pb::EventKind::Started,
+        EventKind::Exited => pb::EventKind::Exited,
+        EventKind::Restarted => pb::EventKind::Restarted,
+        EventKind::Backoff => pb::EventKind::Backoff,
+        EventKind::Failed => pb::EventKind::Failed,
+        EventKind::OomKilled => pb::EventKind::OomKilled,
+        EventKind::Killed => pb::EventKind::Killed,
+        EventKind::Removed => pb::EventKind::Removed,
+        EventKind::LaunchFailed => pb::EventKind::LaunchFailed,
+        EventKind::Stopped => pb::EventKind::Stopped,
+    }
+}
+
+pub fn event(e: &Event) -> pb::WatchEvent {
+    pb::WatchEvent {
+        at_unix_ms: e.at_ms,
+        payload: Some(pb::watch_event::Payload::Event(pb::Event {
+            kind: event_kind(e.kind) as i32,
+            service: e.service.clone(),
+            replica: e.replica,
+            pid: e.pid,
+            exit: e.exit.as_ref().map(exit),
+            message: e.message.clone(),
+            restart_count: e.restart_count,
+            delay_ms: e.delay_ms,
+            spawn_us: e.spawn_us,
+            seq: e.seq,
+            restart_us: e.restart_us,
+        })),
+    }
+}
+
+pub fn log_line(l: &LogLine) -> pb::WatchEvent {
+    pb::WatchEvent {
+        at_unix_ms: l.at_ms,
+        payload: Some(pb::watch_event::Payload::Log(pb::LogLine {
+            service: l.service.to_string(),
+            replica: l.replica,
+            stream: match l.stream {
+                Stream::Stdout => pb::LogStream::Stdout,
+                Stream::Stderr => pb::LogStream::Stderr,
+            } as i32,
+            line: l.line.clone(),
+            pid: l.pid,
+        })),
+    }
+}
+
+pub fn lagged(n: u64) -> pb::WatchEvent {
+    pb::WatchEvent {
+        at_unix_ms: crate::supervisor::events::now_ms(),
+        payload: Some(pb::watch_event::Payload::Event(pb::Event {
+            kind: pb::EventKind::Lagged as i32,
+            message: format!("this watcher fell behind; {n} events and log lines were dropped"),
+            ..Default::default()
+        })),
+    }
+}

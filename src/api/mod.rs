@@ -1,0 +1,142 @@
+//! The gRPC control plane: thin tonic adapters over the supervisor.
+//! Conversions live in [`convert`], the single error mapping in [`error`],
+//! serving (Unix socket, TCP, health, reflection) in [`server`].
+
+mod convert;
+mod error;
+pub mod server;
+mod watch;
+
+use crate::proto::v1 as pb;
+use crate::supervisor::{ListFilter, Supervisor};
+use pb::solo_server::Solo;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+pub struct Api {
+    sup: Arc<Supervisor>,
+}
+
+impl Api {
+    pub fn new(sup: Arc<Supervisor>) -> Self {
+        Api { sup }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Solo for Api {
+    async fn deploy(&self, req: Request<pb::DeployRequest>) -> Result<Response<pb::DeployResponse>, Status> {
+        let req = req.into_inner();
+        let spec = req.spec.ok_or_else(|| Status::invalid_argument("spec: is required"))?;
+        let spec = self.sup.validator.service(convert::raw_spec(spec)).map_err(crate::supervisor::Error::from)?;
+        let out = self.sup.deploy(spec, req.wait).await?;
+        Ok(Response::new(pb::DeployResponse {
+            id: out.id,
+            revision: out.revision,
+            artifact_sha256: out.artifact_sha256,
+            instances: out.instances.iter().map(convert::instance).collect(),
+            startup_us: out.startup_us,
+        }))
+    }
+
+    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let id = req.into_inner().id;
+        convert::check_id("id", &id)?;
+        let v = self.sup.status(&id)?;
+        Ok(Response::new(pb::StatusResponse { service: Some(convert::service(&v)) }))
+    }
+
+    async fn list(&self, req: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        let r = req.into_inner();
+        let filter = ListFilter {
+            state: convert::service_state_filter(r.state)?,
+            tier: convert::tier_filter(r.tier)?,
+            id_prefix: r.id_prefix,
+            labels: r.labels.into_iter().collect(),
+        };
+        let services = self.sup.list(&filter).iter().map(convert::service).collect();
+        Ok(Response::new(pb::ListResponse { services }))
+    }
+
+    async fn kill(&self, req: Request<pb::KillRequest>) -> Result<Response<pb::KillResponse>, Status> {
+        let r = req.into_inner();
+        convert::check_id("id", &r.id)?;
+        if r.timeout_ms > crate::spec::ServiceSpec::MAX_SHUTDOWN_TIMEOUT_MS {
+            return Err(Status::invalid_argument(format!(
+                "timeout_ms: {} ms is more than the maximum of {} ms",
+                r.timeout_ms,
+                crate::spec::ServiceSpec::MAX_SHUTDOWN_TIMEOUT_MS
+            )));
+        }
+        let out = self.sup.kill(&r.id, r.force, r.remove, r.timeout_ms).await?;
+        Ok(Response::new(pb::KillResponse {
+            id: r.id,
+            instances: out.instances.iter().map(convert::instance).collect(),
+            removed: out.removed,
+        }))
+    }
+
+    type WatchStream = BoxStream<pb::WatchEvent>;
+
+    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let r = req.into_inner();
+        if !r.id.is_empty() {
+            convert::check_id("id", &r.id)?;
+            self.sup.get(&r.id)?;
+        }
+        if r.tail > 10_000 {
+            return Err(Status::invalid_argument(format!("tail: {} is more than the maximum of 10000", r.tail)));
+        }
+        Ok(Response::new(watch::stream(self.sup.clone(), r)))
+    }
+
+    async fn grant_capability(
+        &self,
+        _: Request<pb::GrantCapabilityRequest>,
+    ) -> Result<Response<pb::GrantCapabilityResponse>, Status> {
+        Err(Status::unimplemented(
+            "GrantCapability is not implemented yet: signed tokens and fd grants (dir, listen, service, connect) come with the capability layer",
+        ))
+    }
+
+    async fn revoke_capability(
+        &self,
+        _: Request<pb::RevokeCapabilityRequest>,
+    ) -> Result<Response<pb::RevokeCapabilityResponse>, Status> {
+        Err(Status::unimplemented(
+            "RevokeCapability is not implemented yet: token and fd-grant revocation come with the capability layer",
+        ))
+    }
+
+    type UpdateStream = BoxStream<pb::UpdateProgress>;
+
+    async fn update(&self, _: Request<pb::UpdateRequest>) -> Result<Response<Self::UpdateStream>, Status> {
+        Err(Status::unimplemented(
+            "Update is not implemented yet: rolling, canary and blue-green rollouts with auto-rollback are coming; for now kill --remove and deploy again",
+        ))
+    }
+
+    async fn shutdown(&self, req: Request<pb::ShutdownRequest>) -> Result<Response<pb::ShutdownResponse>, Status> {
+        let r = req.into_inner();
+        if r.timeout_ms > 600_000 {
+            return Err(Status::invalid_argument(format!(
+                "timeout_ms: {} ms is more than the maximum of 600000 ms",
+                r.timeout_ms
+            )));
+        }
+        let timeout = Duration::from_millis(u64::from(if r.timeout_ms == 0 { 30_000 } else { r.timeout_ms }));
+        let stopped = self.sup.shutdown(timeout).await;
+        let sup = self.sup.clone();
+        // Let this reply go out before the server stops accepting.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = sup.exit.send(true);
+        });
+        Ok(Response::new(pb::ShutdownResponse { stopped }))
+    }
+}

@@ -1,0 +1,76 @@
+//! Serves the API on the Unix socket (0600) and optionally on TCP, with
+//! `grpc.health.v1.Health` and server reflection.
+
+use super::Api;
+use crate::proto::v1::solo_server::SoloServer;
+use crate::supervisor::Supervisor;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {path}: {source}")]
+    Unix { path: String, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Tcp { addr: SocketAddr, source: std::io::Error },
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Runs until the supervisor asks to exit.
+pub async fn serve(
+    sup: Arc<Supervisor>,
+    socket: &Path,
+    tcp: Option<SocketAddr>,
+    max_message: usize,
+) -> Result<(), ServeError> {
+    let unix_err = |source| ServeError::Unix { path: socket.display().to_string(), source };
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(unix_err(e)),
+    }
+    let uds = tokio::net::UnixListener::bind(socket).map_err(unix_err)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(unix_err)?;
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<SoloServer<Api>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let solo = || {
+        SoloServer::new(Api::new(sup.clone()))
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(64 << 20)
+    };
+    let router = || {
+        tonic::transport::Server::builder()
+            .add_service(health.clone())
+            .add_service(reflection.clone())
+            .add_service(solo())
+    };
+    let exit = |sup: Arc<Supervisor>| async move {
+        let mut rx = sup.exit.subscribe();
+        let _ = rx.wait_for(|e| *e).await;
+    };
+    tracing::info!(socket = %socket.display(), "serving gRPC on the unix socket");
+    let unix = router().serve_with_incoming_shutdown(UnixListenerStream::new(uds), exit(sup.clone()));
+    match tcp {
+        None => unix.await?,
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Tcp { addr, source })?;
+            tracing::info!(%addr, "serving gRPC on TCP");
+            let tcp = router().serve_with_incoming_shutdown(TcpListenerStream::new(l), exit(sup.clone()));
+            let (a, b) = tokio::join!(unix, tcp);
+            a?;
+            b?;
+        }
+    }
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}

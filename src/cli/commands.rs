@@ -1,0 +1,278 @@
+//! One function per subcommand.
+
+use super::output::{self, json};
+use super::{Command, DeployArgs, Global, RestartArg, TierArg};
+use crate::proto::v1 as pb;
+use anyhow::{bail, Context};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tonic::Code;
+
+/// Runs a client subcommand; errors are printed by the caller.
+pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
+    if let Command::Doctor = cmd {
+        return doctor(g);
+    }
+    let socket = g.socket.clone().unwrap_or_else(crate::daemon::default_socket);
+    let mut c = super::connect(&socket).await?;
+    match cmd {
+        Command::Deploy(a) => {
+            let req = deploy_request(*a)?;
+            let r = c.deploy(req).await.map_err(status_err)?.into_inner();
+            if g.json {
+                println!("{}", json(&r, "solo.v1.DeployResponse"));
+            } else {
+                let pids: Vec<String> = r.instances.iter().filter(|i| i.pid != 0).map(|i| i.pid.to_string()).collect();
+                println!(
+                    "deployed {} revision {} (sha256:{}){}",
+                    r.id,
+                    r.revision,
+                    &r.artifact_sha256[..r.artifact_sha256.len().min(12)],
+                    if pids.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", running as pid {} in {} µs", pids.join(","), r.startup_us)
+                    }
+                );
+            }
+        }
+        Command::Status { id } => {
+            let r = c.status(pb::StatusRequest { id }).await.map_err(status_err)?.into_inner();
+            if g.json {
+                println!("{}", json(&r, "solo.v1.StatusResponse"));
+            } else if let Some(s) = r.service {
+                println!("{}", output::status(&s));
+            }
+        }
+        Command::Ls { prefix, state } => {
+            let state = match state.as_deref() {
+                None => 0,
+                Some(s) => state_arg(s)?,
+            };
+            let r = c
+                .list(pb::ListRequest { id_prefix: prefix, state, ..Default::default() })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if g.json {
+                println!("{}", json(&r, "solo.v1.ListResponse"));
+            } else {
+                println!("{}", output::list(&r.services));
+            }
+        }
+        Command::Logs { id, follow, tail } => {
+            let req = pb::WatchRequest { id, include_logs: true, include_events: false, tail, snapshot: !follow };
+            stream(g, &mut c, req).await?;
+        }
+        Command::Watch { id, logs } => {
+            let req = pb::WatchRequest {
+                id: id.unwrap_or_default(),
+                include_logs: logs,
+                include_events: true,
+                tail: 0,
+                snapshot: false,
+            };
+            stream(g, &mut c, req).await?;
+        }
+        Command::Kill { id, force, remove, timeout } => {
+            let r = c
+                .kill(pb::KillRequest { id, force, remove, timeout_ms: timeout.unwrap_or(0) })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if g.json {
+                println!("{}", json(&r, "solo.v1.KillResponse"));
+            } else {
+                let how: Vec<String> = r
+                    .instances
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "replica {}: {}",
+                            i.replica,
+                            i.last_exit.as_ref().map(|e| e.reason.as_str()).unwrap_or("not running")
+                        )
+                    })
+                    .collect();
+                println!("{} {} ({})", if r.removed { "removed" } else { "stopped" }, r.id, how.join("; "));
+            }
+        }
+        Command::Shutdown { timeout } => {
+            let r = c.shutdown(pb::ShutdownRequest { timeout_ms: timeout }).await.map_err(status_err)?.into_inner();
+            if g.json {
+                println!("{}", json(&r, "solo.v1.ShutdownResponse"));
+            } else {
+                println!("stopped {} instance(s); the daemon is exiting", r.stopped);
+            }
+        }
+        Command::Doctor => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A gRPC error as the CLI prints it: the code, then the daemon's message.
+fn status_err(s: tonic::Status) -> anyhow::Error {
+    let code = match s.code() {
+        Code::InvalidArgument => "invalid argument",
+        Code::NotFound => "not found",
+        Code::AlreadyExists => "already exists",
+        Code::ResourceExhausted => "resource exhausted",
+        Code::FailedPrecondition => "failed precondition",
+        Code::PermissionDenied => "permission denied",
+        Code::Unimplemented => "unimplemented",
+        Code::Unavailable => "unavailable",
+        _ => "error",
+    };
+    anyhow::anyhow!("{code}: {}", s.message())
+}
+
+fn state_arg(s: &str) -> anyhow::Result<i32> {
+    Ok(match s {
+        "starting" => pb::ServiceState::Starting,
+        "running" => pb::ServiceState::Running,
+        "degraded" => pb::ServiceState::Degraded,
+        "failed" => pb::ServiceState::Failed,
+        "stopped" => pb::ServiceState::Stopped,
+        "exited" => pb::ServiceState::Exited,
+        other => bail!("--state: '{other}' is not one of starting, running, degraded, failed, stopped, exited"),
+    } as i32)
+}
+
+fn read_file(flag: &str, p: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("{flag}: cannot read {}", p.display()))
+}
+
+fn pairs(flag: &str, v: &[String]) -> anyhow::Result<HashMap<String, String>> {
+    let mut m = HashMap::new();
+    for kv in v {
+        let (k, val) = kv.split_once('=').with_context(|| format!("{flag}: '{kv}' is not K=V"))?;
+        if m.insert(k.to_owned(), val.to_owned()).is_some() {
+            bail!("{flag}: '{k}' is given twice");
+        }
+    }
+    Ok(m)
+}
+
+fn deploy_request(a: DeployArgs) -> anyhow::Result<pb::DeployRequest> {
+    let kind = if let Some(p) = &a.exec {
+        pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: read_file("--exec", p)? })
+    } else if let Some(p) = &a.script {
+        pb::artifact::Kind::Script(pb::ScriptArtifact {
+            interpreter: a.interpreter.clone().unwrap_or_default(),
+            source: read_file("--script", p)?,
+        })
+    } else if let Some(p) = &a.host_path {
+        pb::artifact::Kind::HostPath(pb::HostPathArtifact { path: p.clone() })
+    } else {
+        bail!("one of --exec, --script or --host-path is required");
+    };
+    if a.interpreter.is_some() && a.script.is_none() {
+        bail!("--interpreter goes with --script");
+    }
+    let restart = pb::RestartSpec {
+        policy: match a.restart {
+            None => pb::RestartPolicy::Unspecified,
+            Some(RestartArg::Always) => pb::RestartPolicy::Always,
+            Some(RestartArg::OnFailure) => pb::RestartPolicy::OnFailure,
+            Some(RestartArg::Never) => pb::RestartPolicy::Never,
+        } as i32,
+        max_restarts: a.max_restarts.unwrap_or(0),
+        within_seconds: a.within.unwrap_or(0),
+        backoff_initial_ms: a.backoff_ms.unwrap_or(0),
+        backoff_max_ms: a.backoff_max_ms.unwrap_or(0),
+        ..Default::default()
+    };
+    // Zero means "default" on the wire; refuse an explicit 0 here so the
+    // user is not silently given the default.
+    for (flag, v) in [
+        ("--cpu-weight", a.cpu_weight),
+        ("--max-pids", a.max_pids),
+        ("--replicas", a.replicas),
+        ("--max-restarts", a.max_restarts),
+        ("--within", a.within),
+        ("--max-open-files", a.max_open_files),
+    ] {
+        if v == Some(0) {
+            bail!("{flag}: must be at least 1");
+        }
+    }
+    if a.memory == Some(0) {
+        bail!("--memory: must be more than 0");
+    }
+    Ok(pb::DeployRequest {
+        spec: Some(pb::ServiceSpec {
+            id: a.id,
+            artifact: Some(pb::Artifact { kind: Some(kind) }),
+            args: a.args,
+            env: pairs("--env", &a.env)?,
+            profile: a.profile.unwrap_or_default(),
+            limits: Some(pb::Limits {
+                memory_bytes: a.memory.unwrap_or(0),
+                memory_high_bytes: 0,
+                cpu_weight: a.cpu_weight.unwrap_or(0),
+                cpu_max_millicores: a.cpu_max_millicores.unwrap_or(0),
+                max_pids: a.max_pids.unwrap_or(0),
+                max_open_files: a.max_open_files.unwrap_or(0),
+            }),
+            restart: Some(restart),
+            replicas: a.replicas.unwrap_or(0),
+            tier: match a.tier {
+                None => pb::Tier::Unspecified,
+                Some(TierArg::User) => pb::Tier::User,
+                Some(TierArg::System) => pb::Tier::System,
+            } as i32,
+            readiness: None,
+            grants: vec![],
+            shutdown_timeout_ms: a.shutdown_timeout_ms.unwrap_or(0),
+            labels: pairs("--label", &a.labels)?,
+        }),
+        wait: a.wait,
+    })
+}
+
+async fn stream(
+    g: &Global,
+    c: &mut pb::solo_client::SoloClient<tonic::transport::Channel>,
+    req: pb::WatchRequest,
+) -> anyhow::Result<()> {
+    let mut s = c.watch(req).await.map_err(status_err)?.into_inner();
+    while let Some(item) = s.message().await.map_err(status_err)? {
+        if g.json {
+            println!("{}", json(&item, "solo.v1.WatchEvent"));
+            continue;
+        }
+        match item.payload {
+            Some(pb::watch_event::Payload::Log(l)) => {
+                let tag = if l.stream == pb::LogStream::Stderr as i32 { "err" } else { "out" };
+                println!("{}.{} {tag} | {}", l.service, l.replica, l.line);
+            }
+            Some(pb::watch_event::Payload::Event(e)) => {
+                println!(
+                    "{} {}.{} {:<13} {}",
+                    item.at_unix_ms,
+                    e.service,
+                    e.replica,
+                    output::event_kind(e.kind),
+                    e.message
+                );
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+fn doctor(g: &Global) -> anyhow::Result<ExitCode> {
+    let checks = crate::sandbox::probe::run();
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        let rows: Vec<Vec<String>> = checks
+            .iter()
+            .map(|c| vec![if c.ok { "ok".into() } else { "MISSING".into() }, c.layer.clone(), c.detail.clone()])
+            .collect();
+        println!("{}", output::table(&["", "LAYER", "DETAIL"], &rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,26 @@
+//! Messages between the daemon and the launcher: one JSON document per
+//! `SOCK_SEQPACKET` datagram, descriptors alongside as `SCM_RIGHTS`.
+
+use crate::sandbox::plan::LaunchPlan;
+use serde::{Deserialize, Serialize};
+
+/// Largest datagram either side sends or accepts.
+pub const MAX_MESSAGE: usize = 4 << 20;
+
+/// Daemon → launcher. Carries the stdout and stderr pipe write ends.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    pub plan: LaunchPlan,
+}
+
+/// Launcher → daemon.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    /// The instance exec'd; its pidfd travels with this message.
+    Spawned { id: u64, pid: i32, spawn_us: u64 },
+    /// A launch step failed; the child was reaped.
+    Failed { id: u64, step: String, errno: i32, message: String },
+    /// A child of the launcher ended (reaped).
+    Exited { pid: i32, code: Option<i32>, signal: Option<i32> },
+}

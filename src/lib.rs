@@ -1,0 +1,52 @@
+//! Solo: a Linux supervisor that runs every service an AI agent deploys as
+//! its own OS process in its own sandbox, restarts what crashes, and is
+//! driven over gRPC.
+//!
+//! # Architecture
+//!
+//! ```text
+//!  solo CLI / any gRPC client
+//!        │  unix socket (0600) or TCP
+//!  ┌─────▼──────────────── solo serve (tokio) ─────────────────────────┐
+//!  │ api/        thin tonic adapters, proto ⇄ domain, one error map     │
+//!  │ supervisor/ services, instance tasks, restart policy, logs, events │
+//!  │ store/      SQLite (WAL): desired state, revisions, events         │
+//!  └─────┬──────────────────────────────────────────────────────────────┘
+//!        │ SOCK_SEQPACKET: launch plans in, pidfds + exits out
+//!  ┌─────▼──── solo __launcher (single-threaded, exec'd once) ──────────┐
+//!  │ launcher/   clone3(CLONE_INTO_CGROUP|CLONE_PIDFD), reap, report    │
+//!  │ sandbox/    ordered launch steps in the child, cgroups, raw sys    │
+//!  └─────┬──────────────────────────────────────────────────────────────┘
+//!        ▼ service processes, each in its own cgroup, own uid
+//! ```
+//!
+//! # Module map and import rules
+//!
+//! - [`spec`]: domain types and validation; imports nothing from the crate.
+//! - [`sandbox`]: synchronous; never imports tokio, tonic, rusqlite or the
+//!   supervisor. [`sandbox::sys`] is the only module with `unsafe`.
+//! - [`launcher`]: the single-threaded launcher process.
+//! - [`supervisor`]: the daemon's core; [`store`] persists it.
+//! - [`api`]: gRPC adapters; [`cli`]: the client, which depends only on
+//!   the generated client and [`spec`] helpers, never on the supervisor.
+//! - [`profiles`]: embedded sandbox profiles.
+
+pub mod api;
+pub mod cli;
+pub mod daemon;
+pub mod launcher;
+pub mod profiles;
+pub mod sandbox;
+pub mod spec;
+pub mod store;
+pub mod supervisor;
+
+/// Generated gRPC code for `proto/solo/v1/solo.proto`.
+pub mod proto {
+    #[allow(clippy::all, clippy::pedantic, clippy::unwrap_used, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("solo.v1");
+    }
+    /// Encoded descriptor set, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/solo_descriptor.bin"));
+}

@@ -1,0 +1,52 @@
+//! The `solo` binary: `solo serve` runs the daemon, `solo __launcher` is the
+//! daemon's single-threaded launcher (internal), and every other
+//! subcommand is a client of the gRPC API.
+
+use clap::{Parser, Subcommand};
+use solo::cli::{self, Global};
+use solo::daemon::{self, ServeArgs};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "solo", version, about = "A Linux supervisor that runs every service an AI agent deploys as its own sandboxed OS process", long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    cmd: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Run the supervisor daemon (as root).
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::Command),
+}
+
+fn main() -> ExitCode {
+    // The launcher must start before anything else: it is exec'd by the
+    // daemon with its control socket as stdin and stays single-threaded.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "__launcher") {
+        #[allow(unsafe_code)]
+        // SAFETY: fd 0 is the socket the daemon passed us, owned by nobody else in this fresh process.
+        let sock = unsafe { OwnedFd::from_raw_fd(0) };
+        solo::launcher::server::run(sock);
+    }
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Top::Serve(args) => daemon::run(args, cli.global.socket).map(|()| ExitCode::SUCCESS),
+        Top::Client(cmd) => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(cli::run(&cli.global, cmd)),
+            Err(e) => Err(e.into()),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("solo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

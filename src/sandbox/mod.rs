@@ -1,0 +1,16 @@
+//! The sandbox: everything that touches the kernel to place and confine a
+//! service. Synchronous by design — nothing here imports tokio, tonic,
+//! rusqlite or the supervisor, so it can run in the single-threaded
+//! launcher and be lifted into its own crate unchanged.
+//!
+//! - [`plan`]: the serialisable launch plan the daemon sends the launcher.
+//! - [`steps`]: the ordered launch sequence run in the new child.
+//! - [`cgroup`]: per-instance cgroups (v2, or v1 per controller on hybrid hosts).
+//! - [`probe`]: what this host can enforce (for `solo doctor`).
+//! - [`sys`]: the only module with `unsafe`: raw syscalls.
+
+pub mod cgroup;
+pub mod plan;
+pub mod probe;
+pub mod steps;
+pub mod sys;

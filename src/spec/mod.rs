@@ -1,0 +1,221 @@
+//! Domain types and their validation. No I/O, no crate imports: every other
+//! module turns its input into these types first, so a value of
+//! [`ServiceSpec`] is always a spec the supervisor can act on.
+
+mod size;
+mod validate;
+
+pub use size::{format_bytes, parse_bytes};
+pub use validate::{validate_service_id, FieldError, FieldErrorKind, RawSpec, Validator};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Interpreters a `script` artifact may name, and where they are looked up.
+/// Resolved against fixed system directories only, never `$PATH`, so a
+/// service cannot be pointed at a binary under a user's home.
+pub const INTERPRETERS: &[&str] = &["sh", "bash", "python3", "perl", "node"];
+
+/// Directories searched for an interpreter, in order.
+pub const INTERPRETER_DIRS: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin"];
+
+/// A validated service id: `[a-z0-9][a-z0-9-]{0,62}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServiceId(String);
+
+impl ServiceId {
+    /// Validates `s` as a service id.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        validate_service_id(s).map(|()| ServiceId(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ServiceId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        ServiceId::parse(&s)
+    }
+}
+
+impl From<ServiceId> for String {
+    fn from(id: ServiceId) -> String {
+        id.0
+    }
+}
+
+impl std::fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the service runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactSpec {
+    /// ELF bytes uploaded by the agent.
+    Executable { content: Vec<u8> },
+    /// Source run by a known interpreter.
+    Script { interpreter: String, source: Vec<u8> },
+    /// An existing binary on the host.
+    HostPath { path: String },
+}
+
+impl ArtifactSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ArtifactSpec::Executable { .. } => "executable",
+            ArtifactSpec::Script { .. } => "script",
+            ArtifactSpec::HostPath { .. } => "host_path",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Always => "always",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Never => "never",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "always" => Some(RestartPolicy::Always),
+            "on-failure" => Some(RestartPolicy::OnFailure),
+            "never" => Some(RestartPolicy::Never),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    User,
+    System,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::User => "user",
+            Tier::System => "system",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Tier::User),
+            "system" => Some(Tier::System),
+            _ => None,
+        }
+    }
+}
+
+/// Resource limits with every default resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    /// `memory.high`; `None` = no throttle point.
+    pub memory_high_bytes: Option<u64>,
+    pub cpu_weight: u32,
+    /// `None` = no CPU quota.
+    pub cpu_max_millicores: Option<u32>,
+    pub max_pids: u32,
+    pub max_open_files: u32,
+}
+
+impl Limits {
+    pub const DEFAULT_MEMORY: u64 = 256 << 20;
+    pub const DEFAULT_CPU_WEIGHT: u32 = 100;
+    pub const DEFAULT_SYSTEM_CPU_WEIGHT: u32 = 1000;
+    pub const DEFAULT_MAX_PIDS: u32 = 64;
+    pub const DEFAULT_MAX_OPEN_FILES: u32 = 1024;
+    pub const MIN_MEMORY: u64 = 1 << 20;
+    pub const MAX_MEMORY: u64 = 1 << 40;
+    pub const MAX_CPU_WEIGHT: u32 = 10_000;
+    pub const MIN_MILLICORES: u32 = 10;
+    pub const MAX_MILLICORES: u32 = 1_024_000;
+    pub const MAX_PIDS: u32 = 4_194_304;
+    pub const MAX_OPEN_FILES: u32 = 1_048_576;
+}
+
+/// Restart policy with every default resolved (OTP-style intensity limit).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RestartSpec {
+    pub policy: RestartPolicy,
+    pub max_restarts: u32,
+    pub within_seconds: u32,
+    pub backoff_initial_ms: u32,
+    pub backoff_max_ms: u32,
+    pub backoff_jitter: f64,
+    pub reset_after_seconds: u32,
+}
+
+impl RestartSpec {
+    pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+    pub const DEFAULT_WITHIN_SECONDS: u32 = 60;
+    pub const DEFAULT_BACKOFF_INITIAL_MS: u32 = 100;
+    pub const DEFAULT_BACKOFF_MAX_MS: u32 = 30_000;
+    pub const DEFAULT_JITTER: f64 = 0.2;
+    pub const DEFAULT_RESET_AFTER_SECONDS: u32 = 10;
+}
+
+impl Default for RestartSpec {
+    fn default() -> Self {
+        RestartSpec {
+            policy: RestartPolicy::OnFailure,
+            max_restarts: Self::DEFAULT_MAX_RESTARTS,
+            within_seconds: Self::DEFAULT_WITHIN_SECONDS,
+            backoff_initial_ms: Self::DEFAULT_BACKOFF_INITIAL_MS,
+            backoff_max_ms: Self::DEFAULT_BACKOFF_MAX_MS,
+            backoff_jitter: Self::DEFAULT_JITTER,
+            reset_after_seconds: Self::DEFAULT_RESET_AFTER_SECONDS,
+        }
+    }
+}
+
+/// A complete, validated service specification (one revision's worth).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub id: ServiceId,
+    pub artifact: ArtifactSpec,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub profile: String,
+    pub limits: Limits,
+    pub restart: RestartSpec,
+    pub replicas: u32,
+    pub tier: Tier,
+    pub shutdown_timeout_ms: u32,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ServiceSpec {
+    pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u32 = 5_000;
+    pub const MAX_SHUTDOWN_TIMEOUT_MS: u32 = 600_000;
+    pub const MAX_REPLICAS: u32 = 64;
+}
+
+/// Serialises a spec for the state database.
+pub fn to_json(spec: &ServiceSpec) -> String {
+    // Serialising plain data structures with string keys cannot fail.
+    serde_json::to_string(spec).unwrap_or_default()
+}
+
+/// Reads a spec written by [`to_json`].
+pub fn from_json(s: &str) -> Result<ServiceSpec, serde_json::Error> {
+    serde_json::from_str(s)
+}

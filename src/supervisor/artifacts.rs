@@ -1,0 +1,166 @@
+//! Content-addressed artifact store: `<state>/artifacts/sha256/<hex>`,
+//! root-owned, read-only (0555 executables, 0444 scripts), in directories
+//! no service can write or list (0711).
+
+use crate::spec::{ArtifactSpec, FieldError, INTERPRETERS, INTERPRETER_DIRS};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// What a revision runs: enough to build argv without the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    pub kind: String,
+    pub sha256: String,
+    /// The file executed (by descriptor).
+    pub program: String,
+    /// For scripts: the stored script path passed to the interpreter.
+    pub script: Option<String>,
+    pub interpreter: Option<String>,
+    pub size: u64,
+}
+
+impl ArtifactRef {
+    /// `argv` for an instance of service `id`.
+    pub fn argv(&self, id: &str, args: &[String]) -> Vec<String> {
+        let mut v = Vec::with_capacity(args.len() + 2);
+        match (&self.interpreter, &self.script) {
+            (Some(i), Some(s)) => {
+                v.push(i.clone());
+                v.push(s.clone());
+            }
+            _ if self.kind == "host_path" => v.push(self.program.clone()),
+            _ => v.push(id.to_owned()),
+        }
+        v.extend(args.iter().cloned());
+        v
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error("cannot store artifact in {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+pub struct ArtifactStore {
+    dir: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
+    move |source| ArtifactError::Io { path: path.to_owned(), source }
+}
+
+impl ArtifactStore {
+    /// Creates `<state>/artifacts/sha256` with mode 0711.
+    pub fn open(state_dir: &Path) -> Result<Self, ArtifactError> {
+        let dir = state_dir.join("artifacts").join("sha256");
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        for d in [dir.parent().unwrap_or(&dir), &dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711)).map_err(io_err(d))?;
+        }
+        Ok(ArtifactStore { dir })
+    }
+
+    /// Stores (or finds) the artifact and returns its reference.
+    pub fn put(&self, a: &ArtifactSpec) -> Result<ArtifactRef, ArtifactError> {
+        match a {
+            ArtifactSpec::Executable { content } => {
+                let (path, sha) = self.write(content, 0o555)?;
+                Ok(ArtifactRef {
+                    kind: "executable".into(),
+                    sha256: sha,
+                    program: path.display().to_string(),
+                    script: None,
+                    interpreter: None,
+                    size: content.len() as u64,
+                })
+            }
+            ArtifactSpec::Script { interpreter, source } => {
+                let program = resolve_interpreter(interpreter)?;
+                let (path, sha) = self.write(source, 0o444)?;
+                Ok(ArtifactRef {
+                    kind: "script".into(),
+                    sha256: sha,
+                    program,
+                    script: Some(path.display().to_string()),
+                    interpreter: Some(interpreter.clone()),
+                    size: source.len() as u64,
+                })
+            }
+            ArtifactSpec::HostPath { path } => host_path(path),
+        }
+    }
+
+    fn write(&self, bytes: &[u8], mode: u32) -> Result<(PathBuf, String), ArtifactError> {
+        let sha = hex::encode(Sha256::digest(bytes));
+        let path = self.dir.join(&sha);
+        if path.exists() {
+            return Ok((path, sha));
+        }
+        let tmp = self.dir.join(format!(".{sha}.{}.tmp", std::process::id()));
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
+        let r = f
+            .write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(ArtifactError::Io { path, source: e });
+        }
+        Ok((path, sha))
+    }
+}
+
+/// Finds an interpreter in the fixed system directories.
+pub fn resolve_interpreter(name: &str) -> Result<String, FieldError> {
+    let field = "spec.artifact.script.interpreter";
+    if !INTERPRETERS.contains(&name) {
+        return Err(FieldError::invalid(field, format!("unknown interpreter '{name}'")));
+    }
+    for d in INTERPRETER_DIRS {
+        let p = Path::new(d).join(name);
+        if let Ok(m) = std::fs::metadata(&p) {
+            if m.is_file() && m.mode() & 0o001 != 0 {
+                return Ok(p.display().to_string());
+            }
+        }
+    }
+    Err(FieldError::invalid(
+        field,
+        format!("interpreter '{name}' is not installed on this host (looked in {})", INTERPRETER_DIRS.join(", ")),
+    ))
+}
+
+fn host_path(path: &str) -> Result<ArtifactRef, ArtifactError> {
+    let field = "spec.artifact.host_path.path";
+    let m = std::fs::metadata(path).map_err(|e| FieldError::invalid(field, format!("'{path}': {e}")))?;
+    if !m.is_file() {
+        return Err(FieldError::invalid(field, format!("'{path}' is not a regular file")).into());
+    }
+    if m.mode() & 0o001 == 0 {
+        return Err(FieldError::invalid(
+            field,
+            format!(
+                "'{path}' is not executable by other users (mode {:o}); services never run as root",
+                m.mode() & 0o7777
+            ),
+        )
+        .into());
+    }
+    let bytes = std::fs::read(path).map_err(|e| FieldError::invalid(field, format!("'{path}': {e}")))?;
+    Ok(ArtifactRef {
+        kind: "host_path".into(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        program: path.to_owned(),
+        script: None,
+        interpreter: None,
+        size: m.len(),
+    })
+}

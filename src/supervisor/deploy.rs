@@ -1,0 +1,155 @@
+//! Deploy: validate → store the artifact → write desired state → start.
+
+use super::events::{now_ms, Event, EventKind};
+use super::instance;
+use super::logs::LogSink;
+use super::query::InstanceView;
+use super::service::{InstanceState, Record, Service};
+use super::{Error, Supervisor};
+use crate::spec::{ArtifactSpec, ServiceSpec};
+use crate::store::{Desired, ServiceRow};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct DeployOutcome {
+    pub id: String,
+    pub revision: u64,
+    pub artifact_sha256: String,
+    pub instances: Vec<InstanceView>,
+    pub startup_us: u64,
+}
+
+/// The spec as persisted: artifact bytes live in the artifact store.
+pub fn without_bytes(spec: &ServiceSpec) -> ServiceSpec {
+    let mut s = spec.clone();
+    s.artifact = match &spec.artifact {
+        ArtifactSpec::Executable { .. } => ArtifactSpec::Executable { content: Vec::new() },
+        ArtifactSpec::Script { interpreter, .. } => {
+            ArtifactSpec::Script { interpreter: interpreter.clone(), source: Vec::new() }
+        }
+        other => other.clone(),
+    };
+    s
+}
+
+impl Supervisor {
+    pub async fn deploy(self: &Arc<Self>, spec: ServiceSpec, wait: bool) -> Result<DeployOutcome, Error> {
+        let received = Instant::now();
+        if self.is_shutting_down() {
+            return Err(Error::ShuttingDown);
+        }
+        let svc = {
+            let _op = self.ops.lock().await;
+            let id = spec.id.to_string();
+            if self.get(&id).is_ok() {
+                return Err(Error::AlreadyExists(id));
+            }
+            let artifact = self.artifacts.put(&spec.artifact)?;
+            let uid = self.allocate_uid()?;
+            let created_at_ms = now_ms();
+            let stored = without_bytes(&spec);
+            let row = ServiceRow {
+                id: id.clone(),
+                desired: Desired::Running,
+                revision: 1,
+                uid,
+                created_at_ms,
+                spec_json: crate::spec::to_json(&stored),
+                artifact_json: serde_json::to_string(&artifact).map_err(|e| Error::Internal(e.to_string()))?,
+            };
+            // Desired state first: a crash from here on still brings it up.
+            self.store.insert_service(&row).map_err(|e| match e {
+                crate::store::StoreError::Exists(id) => Error::AlreadyExists(id),
+                other => other.into(),
+            })?;
+            let svc = self.build(stored, artifact, 1, uid, created_at_ms, Desired::Running);
+            self.insert(svc.clone());
+            svc
+        };
+        let mut ev = Event::new(EventKind::Deployed, svc.id(), 0);
+        ev.message = format!(
+            "deployed revision 1 ({} {}, uid {}, {} replica(s))",
+            svc.artifact.kind,
+            &svc.artifact.sha256[..12],
+            svc.uid,
+            svc.spec.replicas
+        );
+        self.bus.emit(ev);
+        self.start_instances(&svc);
+        if wait {
+            self.wait_running(&svc).await?;
+        }
+        Ok(DeployOutcome {
+            id: svc.id().to_owned(),
+            revision: svc.revision,
+            artifact_sha256: svc.artifact.sha256.clone(),
+            instances: self.instance_views(&svc),
+            startup_us: received.elapsed().as_micros() as u64,
+        })
+    }
+
+    pub(super) fn build(
+        &self,
+        spec: ServiceSpec,
+        artifact: super::artifacts::ArtifactRef,
+        revision: u64,
+        uid: u32,
+        created_at_ms: i64,
+        desired: Desired,
+    ) -> Arc<Service> {
+        let id = spec.id.to_string();
+        let logs = Arc::new(LogSink::new(&id, self.config.state_dir.join("logs").join(&id), self.config.log));
+        let cgroups = (0..spec.replicas).map(|r| self.layout.instance(&format!("{id}.{r}"))).collect();
+        Arc::new(Service::new(spec, artifact, Record { revision, uid, created_at_ms, desired }, logs, cgroups))
+    }
+
+    pub(super) fn start_instances(self: &Arc<Self>, svc: &Arc<Service>) {
+        for r in 0..svc.spec.replicas {
+            instance::start(self.clone(), svc.clone(), r);
+        }
+    }
+
+    /// Lowest uid of the range not held by a service.
+    fn allocate_uid(&self) -> Result<u32, Error> {
+        let used: std::collections::HashSet<u32> = self.all().iter().map(|s| s.uid).collect();
+        (self.config.uid_first..=self.config.uid_last).find(|u| !used.contains(u)).ok_or_else(|| {
+            Error::Exhausted(format!(
+                "no free service uid: all {} uids of the range {}-{} are in use (remove services or widen --uid-range)",
+                self.config.uid_last - self.config.uid_first + 1,
+                self.config.uid_first,
+                self.config.uid_last
+            ))
+        })
+    }
+
+    /// Waits until every instance has run (or one failed to launch).
+    async fn wait_running(&self, svc: &Service) -> Result<(), Error> {
+        loop {
+            let notified = svc.changed.notified();
+            {
+                let rt = svc.runtime();
+                if let Some(err) = rt.instances.iter().find_map(|i| i.launch_error.clone()) {
+                    return Err(Error::Precondition(format!(
+                        "service '{}' was created but did not start: {err} (see `solo status {}`)",
+                        svc.id(),
+                        svc.id()
+                    )));
+                }
+                if rt.instances.iter().all(|i| i.ever_running) {
+                    return Ok(());
+                }
+                if rt.instances.iter().any(|i| i.state == InstanceState::Failed) {
+                    return Err(Error::Precondition(format!(
+                        "service '{}' failed: {}",
+                        svc.id(),
+                        rt.failure.clone().unwrap_or_default()
+                    )));
+                }
+            }
+            if *svc.alive.borrow() == 0 {
+                return Err(Error::Precondition(format!("service '{}' stopped before it ran", svc.id())));
+            }
+            notified.await;
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! One task per replica: launch, wait for exit or a stop request, clean the
+//! cgroup, apply the restart policy, back off, launch again.
+//!
+//! Invariant: when this task ends, its instance has no live process and no
+//! cgroup directory left.
+
+use super::events::{Event, EventKind, Stream};
+use super::launch::{LaunchError, Spawned};
+use super::logs;
+use super::restart::{self, Decision, Exit, ExitHow, Tracker};
+use super::service::{InstanceState, Service, StopMode};
+use super::Supervisor;
+use crate::sandbox::cgroup::{CgroupLimits, InstanceCgroup};
+use crate::sandbox::plan::{LaunchPlan, Rlimit};
+use crate::sandbox::sys::{self, WaitStatus};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Starts the task for `replica` and counts it alive.
+pub fn start(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32) {
+    svc.alive.send_modify(|n| *n += 1);
+    tokio::spawn(async move {
+        run(&sup, &svc, replica).await;
+        svc.alive.send_modify(|n| *n -= 1);
+        svc.changed.notify_waiters();
+    });
+}
+
+enum Ended {
+    Exit(Exit),
+    Stopped(Exit),
+}
+
+async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
+    let mut stop_rx = svc.stop.subscribe();
+    let mut tracker = Tracker::default();
+    // (when the previous instance exited, the backoff delay before this start)
+    let mut restarting: Option<(Instant, Duration)> = None;
+    loop {
+        if stop_rx.borrow().is_some() {
+            svc.update(replica, |i, _| i.state = InstanceState::Exited);
+            return;
+        }
+        svc.update(replica, |i, _| i.state = InstanceState::Starting);
+        let cg = svc.runtime().instances[replica as usize].cgroup.clone();
+        let started = Instant::now();
+        let ended = match launch(sup, svc, replica, &cg).await {
+            Ok(sp) => {
+                on_running(sup, svc, replica, &sp, restarting.take());
+                supervise(sup, svc, replica, &cg, sp, &mut stop_rx).await
+            }
+            Err(e) => {
+                let msg = format!("launch failed: {e}");
+                cleanup(&cg).await;
+                svc.update(replica, |i, _| {
+                    i.launch_error = Some(msg.clone());
+                    i.pid = 0;
+                });
+                let mut ev = Event::new(EventKind::LaunchFailed, svc.id(), replica);
+                ev.message = msg.clone();
+                sup.bus.emit(ev);
+                Ended::Exit(Exit {
+                    how: ExitHow::Code(127),
+                    oom_killed: false,
+                    at_ms: super::events::now_ms(),
+                    reason: msg,
+                })
+            }
+        };
+        let exit = match ended {
+            Ended::Stopped(exit) => {
+                svc.update(replica, |i, _| {
+                    i.state = InstanceState::Exited;
+                    i.pid = 0;
+                    i.pidfd = None;
+                    i.last_exit = Some(exit);
+                });
+                record(sup, svc, replica);
+                return;
+            }
+            Ended::Exit(exit) => exit,
+        };
+        let now = Instant::now();
+        let decision =
+            restart::decide(&svc.spec.restart, &exit, now - started, now, &mut tracker, rand::random::<f64>());
+        svc.update(replica, |i, _| {
+            i.pid = 0;
+            i.pidfd = None;
+            i.last_exit = Some(exit.clone());
+        });
+        match decision {
+            Decision::Done => {
+                svc.update(replica, |i, _| i.state = InstanceState::Exited);
+                record(sup, svc, replica);
+                return;
+            }
+            Decision::GiveUp { reason } => {
+                svc.update(replica, |i, failure| {
+                    i.state = InstanceState::Failed;
+                    *failure = Some(reason.clone());
+                });
+                let mut ev = Event::new(EventKind::Failed, svc.id(), replica);
+                ev.message = reason;
+                ev.exit = Some(exit);
+                sup.bus.emit(ev);
+                record(sup, svc, replica);
+                return;
+            }
+            Decision::Restart { delay, attempt } => {
+                svc.update(replica, |i, _| i.state = InstanceState::Backoff);
+                let mut ev = Event::new(EventKind::Backoff, svc.id(), replica);
+                ev.delay_ms = delay.as_millis() as u64;
+                ev.message = format!("restarting in {} ms (attempt {attempt})", delay.as_millis());
+                sup.bus.emit(ev);
+                record(sup, svc, replica);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop_rx.wait_for(|s| s.is_some()) => {}
+                }
+                restarting = Some((now, delay));
+            }
+        }
+    }
+}
+
+fn on_running(sup: &Supervisor, svc: &Service, replica: u32, sp: &Spawned, restarting: Option<(Instant, Duration)>) {
+    let pidfd = Arc::new(match sp.pidfd.try_clone() {
+        Ok(fd) => fd,
+        Err(_) => return,
+    });
+    let restart_count = svc.update(replica, |i, _| {
+        i.state = InstanceState::Running;
+        i.pid = sp.pid;
+        i.pidfd = Some(pidfd);
+        i.started_at_ms = super::events::now_ms();
+        i.started_at = Some(Instant::now());
+        i.spawn_us = sp.spawn_us;
+        i.launch_error = None;
+        i.ever_running = true;
+        if restarting.is_some() {
+            i.restart_count += 1;
+        }
+        i.restart_count
+    });
+    let mut ev = match restarting {
+        Some((exited_at, delay)) => {
+            let mut ev = Event::new(EventKind::Restarted, svc.id(), replica);
+            let restart_us = exited_at.elapsed().saturating_sub(delay).as_micros() as u64;
+            ev.restart_us = restart_us;
+            ev.delay_ms = delay.as_millis() as u64;
+            ev.message = format!("restarted with pid {} (restart {restart_count}; exit to running {restart_us} µs after the {} ms backoff)", sp.pid, delay.as_millis());
+            ev
+        }
+        None => {
+            let mut ev = Event::new(EventKind::Started, svc.id(), replica);
+            ev.message = format!("started with pid {} (spawn {} µs)", sp.pid, sp.spawn_us);
+            ev
+        }
+    };
+    ev.pid = sp.pid;
+    ev.spawn_us = sp.spawn_us;
+    ev.restart_count = restart_count;
+    sup.bus.emit(ev);
+    record(sup, svc, replica);
+}
+
+/// Writes the instance's latest state to the store (best effort).
+fn record(sup: &Supervisor, svc: &Service, replica: u32) {
+    let (pid, state, restarts, started, last) = {
+        let rt = svc.runtime();
+        let i = &rt.instances[replica as usize];
+        (
+            i.pid,
+            i.state,
+            i.restart_count,
+            i.started_at_ms,
+            i.last_exit.as_ref().map(|e| e.reason.clone()).unwrap_or_default(),
+        )
+    };
+    if let Err(e) = sup.store.record_instance(svc.id(), replica, pid, state.as_str(), restarts, started, &last) {
+        tracing::warn!(error = %e, "cannot record instance state");
+    }
+}
+
+async fn launch(
+    sup: &Arc<Supervisor>,
+    svc: &Arc<Service>,
+    replica: u32,
+    cg: &InstanceCgroup,
+) -> Result<Spawned, String> {
+    let l = &svc.spec.limits;
+    let limits = CgroupLimits {
+        memory_bytes: l.memory_bytes,
+        memory_high_bytes: l.memory_high_bytes,
+        cpu_weight: l.cpu_weight,
+        cpu_max_millicores: l.cpu_max_millicores,
+        max_pids: l.max_pids,
+    };
+    // A leftover from a crashed daemon would hold stale processes.
+    if cg.populated() {
+        cleanup(cg).await;
+    }
+    cg.create(&limits).map_err(|e| format!("step cgroup: {e}"))?;
+    let (out_r, out_w) = sys::pipe(0).map_err(|e| format!("step pipes: {e}"))?;
+    let (err_r, err_w) = sys::pipe(0).map_err(|e| format!("step pipes: {e}"))?;
+    let plan = plan(sup, svc, replica, cg);
+    let sp = match sup.launcher.spawn(plan, out_w, err_w).await {
+        Ok(sp) => sp,
+        Err(e) => {
+            return Err(match e {
+                LaunchError::Step { message, .. } => message,
+                other => other.to_string(),
+            })
+        }
+    };
+    for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
+        tokio::spawn(logs::pump(svc.logs.clone(), sup.bus.clone(), fd, replica, sp.pid, stream));
+    }
+    Ok(sp)
+}
+
+fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> LaunchPlan {
+    let spec = &svc.spec;
+    let mut env: Vec<String> = Vec::with_capacity(spec.env.len() + 5);
+    if !spec.env.contains_key("PATH") {
+        env.push("PATH=/usr/local/bin:/usr/bin:/bin".into());
+    }
+    if !spec.env.contains_key("HOME") {
+        env.push("HOME=/".into());
+    }
+    env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+    env.push(format!("SOLO_SERVICE={}", spec.id));
+    env.push(format!("SOLO_REPLICA={replica}"));
+    env.push(format!("SOLO_REVISION={}", svc.revision));
+    let nofile = u64::from(spec.limits.max_open_files);
+    LaunchPlan {
+        service: spec.id.to_string(),
+        replica,
+        program: svc.artifact.program.clone(),
+        argv: svc.artifact.argv(spec.id.as_str(), &spec.args),
+        env,
+        uid: svc.uid,
+        gid: svc.uid,
+        cgroup_v2: cg.v2.as_ref().map(|p| p.display().to_string()),
+        cgroup_v1_procs: cg.v1_procs_files().iter().map(|p| p.display().to_string()).collect(),
+        rlimits: vec![
+            Rlimit { resource: libc::RLIMIT_NOFILE, soft: nofile, hard: nofile },
+            Rlimit { resource: libc::RLIMIT_CORE, soft: 0, hard: 0 },
+        ],
+        cwd: sup.config.service_cwd.clone(),
+    }
+}
+
+/// Waits for the instance to exit or to be asked to stop.
+async fn supervise(
+    sup: &Supervisor,
+    svc: &Service,
+    replica: u32,
+    cg: &InstanceCgroup,
+    sp: Spawned,
+    stop_rx: &mut tokio::sync::watch::Receiver<Option<StopMode>>,
+) -> Ended {
+    let oom_before = cg.oom_kills();
+    let Spawned { pid, pidfd, exit: mut exit_rx, .. } = sp;
+    let status = tokio::select! {
+        st = &mut exit_rx => Some(st),
+        _ = stop_rx.wait_for(|s| s.is_some()) => None,
+    };
+    let (status, stopped) = match status {
+        Some(st) => (st.unwrap_or(WaitStatus::Signaled(libc::SIGKILL)), false),
+        None => {
+            let mode = (*stop_rx.borrow()).unwrap_or(StopMode { force: true, timeout: Duration::ZERO });
+            svc.update(replica, |i, _| i.state = InstanceState::Stopping);
+            (stop(cg, &pidfd, &mut exit_rx, mode).await, true)
+        }
+    };
+    let oom = cg.oom_kills() > oom_before;
+    // Whatever the main process left behind goes with it.
+    cleanup(cg).await;
+    let how = match status {
+        WaitStatus::Exited(c) => ExitHow::Code(c),
+        WaitStatus::Signaled(s) => ExitHow::Signal(s),
+    };
+    let exit = Exit { how, oom_killed: oom, at_ms: super::events::now_ms(), reason: Exit::describe(how, oom) };
+    let kind = match (stopped, oom) {
+        (true, _) => EventKind::Killed,
+        (false, true) => EventKind::OomKilled,
+        (false, false) => EventKind::Exited,
+    };
+    let mut ev = Event::new(kind, svc.id(), replica);
+    ev.pid = pid;
+    ev.message = exit.reason.clone();
+    ev.exit = Some(exit.clone());
+    ev.restart_count = svc.runtime().instances[replica as usize].restart_count;
+    sup.bus.emit(ev);
+    if stopped {
+        Ended::Stopped(exit)
+    } else {
+        Ended::Exit(exit)
+    }
+}
+
+/// SIGTERM, wait up to the timeout, then SIGKILL the whole cgroup.
+async fn stop(
+    cg: &InstanceCgroup,
+    pidfd: &std::os::fd::OwnedFd,
+    exit_rx: &mut tokio::sync::oneshot::Receiver<WaitStatus>,
+    mode: StopMode,
+) -> WaitStatus {
+    if !mode.force && sys::pidfd_send_signal(pidfd, libc::SIGTERM).is_ok() {
+        if let Ok(st) = tokio::time::timeout(mode.timeout, &mut *exit_rx).await {
+            return st.unwrap_or(WaitStatus::Signaled(libc::SIGKILL));
+        }
+    }
+    let cg2 = cg.clone();
+    let _ = tokio::task::spawn_blocking(move || cg2.kill_all()).await;
+    let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+    match tokio::time::timeout(Duration::from_secs(10), exit_rx).await {
+        Ok(Ok(st)) => st,
+        _ => WaitStatus::Signaled(libc::SIGKILL),
+    }
+}
+
+/// Kills anything left in the cgroup and removes its directories.
+pub async fn cleanup(cg: &InstanceCgroup) {
+    let cg = cg.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cg.populated() && Instant::now() < deadline {
+            cg.kill_all();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if let Some(e) = cg.remove() {
+            tracing::warn!(error = %e, "cgroup left behind");
+        }
+    })
+    .await;
+}

@@ -1,0 +1,62 @@
+//! Kill: write the new desired state, stop every instance (SIGTERM, grace,
+//! SIGKILL of the cgroup), and with `remove` forget the service.
+
+use super::events::{Event, EventKind};
+use super::query::InstanceView;
+use super::service::StopMode;
+use super::{Error, Supervisor};
+use crate::store::Desired;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct KillOutcome {
+    pub instances: Vec<InstanceView>,
+    pub removed: bool,
+}
+
+impl Supervisor {
+    pub async fn kill(
+        self: &Arc<Self>,
+        id: &str,
+        force: bool,
+        remove: bool,
+        timeout_ms: u32,
+    ) -> Result<KillOutcome, Error> {
+        let svc = self.get(id)?;
+        let timeout =
+            Duration::from_millis(u64::from(if timeout_ms == 0 { svc.spec.shutdown_timeout_ms } else { timeout_ms }));
+        // Desired state before action: a crash mid-kill must not revive it.
+        if remove {
+            self.store.delete_service(id)?;
+        } else {
+            self.store.set_desired(id, Desired::Stopped)?;
+        }
+        svc.set_desired(Desired::Stopped);
+        self.stop_service(&svc, StopMode { force, timeout }).await;
+        let instances = self.instance_views(&svc);
+        let mut ev = Event::new(EventKind::Stopped, id, 0);
+        ev.message = format!("stopped ({})", if force { "forced" } else { "graceful" });
+        self.bus.emit(ev);
+        if remove {
+            let _op = self.ops.lock().await;
+            self.remove(id);
+            let mut ev = Event::new(EventKind::Removed, id, 0);
+            ev.message = "desired state removed".into();
+            self.bus.emit(ev);
+        }
+        Ok(KillOutcome { instances, removed: remove })
+    }
+
+    /// Asks every instance task to stop and waits for all of them.
+    pub(super) async fn stop_service(&self, svc: &super::service::Service, mode: StopMode) {
+        svc.stop.send_if_modified(|s| {
+            if s.is_none() {
+                *s = Some(mode);
+                true
+            } else {
+                false
+            }
+        });
+        svc.stopped().await;
+    }
+}

@@ -1,0 +1,228 @@
+//! The daemon's side of the launcher: starts `solo __launcher`, sends it
+//! launch plans, and routes its replies — spawn results to the task that
+//! asked, exits to the instance that owns the pid.
+//!
+//! The daemon is a child subreaper too: if the launcher dies, its children
+//! are reparented here and [`Launcher::reap_orphans`] routes their exits
+//! the same way, so no exit is lost.
+
+use crate::launcher::protocol::{Reply, Request, MAX_MESSAGE};
+use crate::sandbox::plan::LaunchPlan;
+use crate::sandbox::sys::{self, WaitStatus};
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{message}")]
+    Step { step: String, errno: i32, message: String },
+    #[error("the launcher process is not running: {0}")]
+    Gone(String),
+    #[error("cannot start the launcher: {0}")]
+    Start(std::io::Error),
+    #[error("launcher i/o: {0}")]
+    Io(std::io::Error),
+}
+
+/// A started instance.
+pub struct Spawned {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub spawn_us: u64,
+    pub exit: oneshot::Receiver<WaitStatus>,
+}
+
+type SpawnReply = Result<(i32, u64, Option<OwnedFd>, oneshot::Receiver<WaitStatus>), LaunchError>;
+
+struct Conn {
+    sock: AsyncFd<OwnedFd>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<SpawnReply>>>,
+}
+
+pub struct Launcher {
+    exe: PathBuf,
+    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    exits: Arc<Mutex<HashMap<i32, oneshot::Sender<WaitStatus>>>>,
+    next_id: AtomicU64,
+    launcher_pid: AtomicI32,
+}
+
+impl Launcher {
+    /// `exe` is the solo binary (normally `/proc/self/exe`).
+    pub fn new(exe: PathBuf) -> Arc<Self> {
+        Arc::new(Launcher {
+            exe,
+            conn: tokio::sync::Mutex::new(None),
+            exits: Arc::new(Mutex::new(HashMap::new())),
+            next_id: AtomicU64::new(1),
+            launcher_pid: AtomicI32::new(0),
+        })
+    }
+
+    pub fn launcher_pid(&self) -> i32 {
+        self.launcher_pid.load(Ordering::Relaxed)
+    }
+
+    async fn connection(self: &Arc<Self>) -> Result<Arc<Conn>, LaunchError> {
+        let mut g = self.conn.lock().await;
+        if let Some(c) = g.as_ref() {
+            return Ok(c.clone());
+        }
+        let (ours, theirs) = sys::seqpacket_pair().map_err(|e| LaunchError::Start(e.into()))?;
+        for fd in [&ours, &theirs] {
+            sys::force_socket_buffers(fd, (MAX_MESSAGE * 2) as i32).map_err(|e| LaunchError::Start(e.into()))?;
+        }
+        // The launcher is exec'd fresh (posix_spawn: no fork of this
+        // multi-threaded process), with its socket as stdin.
+        let child = std::process::Command::new(&self.exe)
+            .arg("__launcher")
+            .stdin(std::process::Stdio::from(theirs))
+            .spawn()
+            .map_err(LaunchError::Start)?;
+        self.launcher_pid.store(child.id() as i32, Ordering::Relaxed);
+        tracing::info!(pid = child.id(), "launcher started");
+        drop(child); // reaped by reap_orphans, not by std
+        sys::set_nonblocking(ours.as_raw_fd()).map_err(|e| LaunchError::Start(e.into()))?;
+        let conn = Arc::new(Conn { sock: register(ours)?, pending: Mutex::new(HashMap::new()) });
+        tokio::spawn(read_loop(self.clone(), conn.clone()));
+        *g = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Starts the launcher now (so a broken install fails at start-up).
+    pub async fn start(self: &Arc<Self>) -> Result<(), LaunchError> {
+        self.connection().await.map(|_| ())
+    }
+
+    /// Sends `plan` with the stdout/stderr write ends; resolves when the
+    /// instance has exec'd or a step failed.
+    pub async fn spawn(
+        self: &Arc<Self>,
+        plan: LaunchPlan,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<Spawned, LaunchError> {
+        let conn = self.connection().await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let data = serde_json::to_vec(&Request { id, plan }).map_err(|e| LaunchError::Io(e.into()))?;
+        let (tx, rx) = oneshot::channel();
+        conn.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+        let fds = [stdout.as_raw_fd(), stderr.as_raw_fd()];
+        loop {
+            let mut guard = conn.sock.writable().await.map_err(LaunchError::Io)?;
+            match guard.try_io(|s| sys::send_with_fds(s.as_raw_fd(), &data, &fds).map_err(Into::into)) {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => {
+                    conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    self.disconnect(&conn).await;
+                    return Err(LaunchError::Gone(e.to_string()));
+                }
+                Err(_would_block) => continue,
+            }
+        }
+        drop((stdout, stderr));
+        let (pid, spawn_us, pidfd, exit) = rx.await.map_err(|_| LaunchError::Gone("no reply".into()))??;
+        let pidfd = pidfd.ok_or_else(|| LaunchError::Gone("spawn reply without a pidfd".into()))?;
+        Ok(Spawned { pid, pidfd, spawn_us, exit })
+    }
+
+    async fn disconnect(&self, conn: &Arc<Conn>) {
+        let mut g = self.conn.lock().await;
+        if g.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            *g = None;
+        }
+        let pending: Vec<_> = conn.pending.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (_, tx) in pending {
+            let _ = tx.send(Err(LaunchError::Gone("the launcher exited".into())));
+        }
+    }
+
+    fn deliver_exit(&self, pid: i32, status: WaitStatus) {
+        let tx = self.exits.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
+        match tx {
+            Some(tx) => {
+                let _ = tx.send(status);
+            }
+            None => tracing::debug!(pid, ?status, "reaped a process that is not an instance"),
+        }
+    }
+
+    /// Reaps children of the daemon itself (the launcher, and services
+    /// reparented here if the launcher died). Call on SIGCHLD.
+    pub fn reap_orphans(&self) {
+        while let Ok(Some((pid, status))) = sys::waitpid_nohang(-1) {
+            if pid == self.launcher_pid() {
+                tracing::error!(pid, ?status, "launcher exited; it is restarted on the next launch");
+                self.launcher_pid.store(0, Ordering::Relaxed);
+                continue;
+            }
+            self.deliver_exit(pid, status);
+        }
+    }
+}
+
+async fn read_loop(l: Arc<Launcher>, conn: Arc<Conn>) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let r = match conn.sock.readable().await {
+            Ok(mut g) => match g.try_io(|s| sys::recv_with_fds(s.as_raw_fd(), &mut buf).map_err(Into::into)) {
+                Ok(r) => r,
+                Err(_would_block) => continue,
+            },
+            Err(e) => Err(e),
+        };
+        let (n, mut fds) = match r {
+            Ok((0, _)) | Err(_) => {
+                l.disconnect(&conn).await;
+                return;
+            }
+            Ok(x) => x,
+        };
+        let reply: Reply = match serde_json::from_slice(&buf[..n]) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "malformed launcher reply");
+                continue;
+            }
+        };
+        match reply {
+            Reply::Spawned { id, pid, spawn_us } => {
+                // Register the exit route before anyone can see the pid, so
+                // an exit reported right after this message finds it.
+                let (tx, rx) = oneshot::channel();
+                l.exits.lock().unwrap_or_else(|p| p.into_inner()).insert(pid, tx);
+                let waiter = conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                if let Some(w) = waiter {
+                    let _ = w.send(Ok((pid, spawn_us, fds.pop(), rx)));
+                }
+            }
+            Reply::Failed { id, step, errno, message } => {
+                let waiter = conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                if let Some(w) = waiter {
+                    let _ = w.send(Err(LaunchError::Step { step, errno, message }));
+                }
+            }
+            Reply::Exited { pid, code, signal } => {
+                let status = match (code, signal) {
+                    (_, Some(s)) => WaitStatus::Signaled(s),
+                    (Some(c), None) => WaitStatus::Exited(c),
+                    (None, None) => WaitStatus::Exited(0),
+                };
+                l.deliver_exit(pid, status);
+            }
+        }
+    }
+}
+
+/// Registers the launcher socket with the tokio reactor.
+#[allow(unsafe_code)]
+fn register(fd: OwnedFd) -> Result<AsyncFd<OwnedFd>, LaunchError> {
+    // SAFETY: an OwnedFd is open for as long as it is owned and always
+    // returns the same descriptor from as_raw_fd; the AsyncFd owns it.
+    unsafe { AsyncFd::register(fd) }.map_err(|e| LaunchError::Start(std::io::Error::other(e.to_string())))
+}

@@ -1,0 +1,151 @@
+//! Output capture: each instance's stdout/stderr pipes are read into lines,
+//! kept in a bounded in-memory ring per service (for `Watch` tails and
+//! `solo logs`), appended to a size-rotated file under the state dir, and
+//! broadcast on the bus.
+
+use super::events::{now_ms, Bus, LogLine, Stream};
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncReadExt;
+
+/// Longest line kept; longer output is split.
+pub const MAX_LINE: usize = 16 << 10;
+
+/// Log retention settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LogConfig {
+    pub ring_lines: usize,
+    pub file_max_bytes: u64,
+    pub file_keep: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { ring_lines: 1000, file_max_bytes: 10 << 20, file_keep: 3 }
+    }
+}
+
+struct FileState {
+    file: Option<File>,
+    size: u64,
+}
+
+/// One service's log sink. The file is opened lazily, so a quiet service
+/// costs no descriptor.
+pub struct LogSink {
+    service: Arc<str>,
+    dir: PathBuf,
+    cfg: LogConfig,
+    ring: Mutex<VecDeque<Arc<LogLine>>>,
+    file: Mutex<FileState>,
+}
+
+impl LogSink {
+    pub fn new(service: &str, dir: PathBuf, cfg: LogConfig) -> Self {
+        LogSink {
+            service: Arc::from(service),
+            dir,
+            cfg,
+            ring: Mutex::new(VecDeque::new()),
+            file: Mutex::new(FileState { file: None, size: 0 }),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("current.log")
+    }
+
+    /// The newest `n` buffered lines, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<Arc<LogLine>> {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.iter().skip(ring.len().saturating_sub(n)).cloned().collect()
+    }
+
+    fn push(&self, bus: &Bus, replica: u32, pid: i32, stream: Stream, line: String) {
+        let l = Arc::new(LogLine { at_ms: now_ms(), service: self.service.clone(), replica, pid, stream, line });
+        {
+            let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+            if ring.len() >= self.cfg.ring_lines {
+                ring.pop_front();
+            }
+            ring.push_back(l.clone());
+        }
+        if let Err(e) = self.write_file(&l) {
+            tracing::warn!(service = %self.service, error = %e, "cannot write log file");
+        }
+        bus.log(l);
+    }
+
+    fn write_file(&self, l: &LogLine) -> std::io::Result<()> {
+        let mut st = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if st.file.is_none() {
+            std::fs::create_dir_all(&self.dir)?;
+            let f = OpenOptions::new().create(true).append(true).open(self.path())?;
+            st.size = f.metadata()?.len();
+            st.file = Some(f);
+        }
+        let stream = match l.stream {
+            Stream::Stdout => "out",
+            Stream::Stderr => "err",
+        };
+        let rec = format!("{} {} {} {}\n", l.at_ms, l.replica, stream, l.line);
+        if let Some(f) = st.file.as_mut() {
+            f.write_all(rec.as_bytes())?;
+        }
+        st.size += rec.len() as u64;
+        if st.size >= self.cfg.file_max_bytes {
+            st.file = None;
+            st.size = 0;
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    /// current.log → current.log.1 → … → current.log.<keep> (dropped).
+    fn rotate(&self) -> std::io::Result<()> {
+        let base = self.path();
+        let name = |i: u32| PathBuf::from(format!("{}.{i}", base.display()));
+        let _ = std::fs::remove_file(name(self.cfg.file_keep));
+        for i in (1..self.cfg.file_keep).rev() {
+            let _ = std::fs::rename(name(i), name(i + 1));
+        }
+        std::fs::rename(&base, name(1))
+    }
+}
+
+/// Reads one pipe to EOF, splitting it into lines.
+pub async fn pump(sink: Arc<LogSink>, bus: Arc<Bus>, fd: OwnedFd, replica: u32, pid: i32, stream: Stream) {
+    let mut rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read instance output");
+            return;
+        }
+    };
+    let mut buf = [0u8; 2048];
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let n = match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' || line.len() >= MAX_LINE {
+                let text = String::from_utf8_lossy(&line).into_owned();
+                sink.push(&bus, replica, pid, stream, text);
+                line.clear();
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            line.push(b);
+        }
+    }
+    if !line.is_empty() {
+        sink.push(&bus, replica, pid, stream, String::from_utf8_lossy(&line).into_owned());
+    }
+}

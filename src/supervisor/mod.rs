@@ -1,0 +1,160 @@
+//! The supervisor: owns every service, its instances and their lifecycle.
+//!
+//! Operations live one per file (`deploy`, `kill`, `query`, `shutdown`,
+//! `recover`); `instance` runs each replica's lifecycle task; `restart` is
+//! the pure restart policy; `launch` talks to the single-threaded launcher
+//! process; `logs` and `events` carry output and events to watchers and the
+//! store.
+
+pub mod artifacts;
+mod deploy;
+pub mod events;
+mod instance;
+mod kill;
+pub mod launch;
+pub mod logs;
+mod query;
+mod recover;
+pub mod restart;
+pub mod service;
+mod shutdown;
+
+pub use deploy::DeployOutcome;
+pub use query::{InstanceView, ListFilter, ServiceView};
+
+use crate::sandbox::cgroup::{CgroupError, Layout};
+use crate::spec::{FieldError, Validator};
+use crate::store::{Store, StoreError};
+use artifacts::{ArtifactError, ArtifactStore};
+use events::Bus;
+use service::Service;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+
+/// What the supervisor needs from the daemon's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub uid_first: u32,
+    pub uid_last: u32,
+    pub upload_limit: u64,
+    pub cgroup_tag: String,
+    /// The solo binary, exec'd as the launcher.
+    pub exe: PathBuf,
+    pub service_cwd: String,
+    pub log: logs::LogConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("service '{0}' not found")]
+    NotFound(String),
+    #[error("service '{0}' already exists (kill it with --remove first, or pick another id)")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Precondition(String),
+    #[error("{0}")]
+    Exhausted(String),
+    #[error("the supervisor is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Artifact(ArtifactError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<ArtifactError> for Error {
+    fn from(e: ArtifactError) -> Self {
+        match e {
+            ArtifactError::Field(f) => Error::Invalid(f),
+            other => Error::Artifact(other),
+        }
+    }
+}
+
+pub struct Supervisor {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub bus: Arc<Bus>,
+    pub layout: Layout,
+    pub launcher: Arc<launch::Launcher>,
+    pub artifacts: ArtifactStore,
+    pub validator: Validator,
+    services: RwLock<BTreeMap<String, Arc<Service>>>,
+    /// Serialises deploy/remove so uid allocation and id checks are atomic.
+    ops: tokio::sync::Mutex<()>,
+    shutting_down: AtomicBool,
+    /// Set to true when the daemon should exit (Shutdown done).
+    pub exit: watch::Sender<bool>,
+}
+
+impl Supervisor {
+    /// Opens state, prepares cgroups, starts the launcher and brings every
+    /// desired service back.
+    pub async fn start(config: Config, profiles: Vec<String>) -> Result<Arc<Self>, Error> {
+        let store = Arc::new(Store::open(&config.state_dir.join("solo.db"))?);
+        let layout = Layout::detect(&config.cgroup_tag)?;
+        layout.prepare()?;
+        let artifacts = ArtifactStore::open(&config.state_dir)?;
+        let launcher = launch::Launcher::new(config.exe.clone());
+        launcher.start().await.map_err(|e| Error::Precondition(e.to_string()))?;
+        let sup = Arc::new(Supervisor {
+            validator: Validator { upload_limit: config.upload_limit, profiles },
+            bus: Arc::new(Bus::new(store.clone())),
+            store,
+            layout,
+            launcher,
+            artifacts,
+            config,
+            services: RwLock::new(BTreeMap::new()),
+            ops: tokio::sync::Mutex::new(()),
+            shutting_down: AtomicBool::new(false),
+            exit: watch::channel(false).0,
+        });
+        recover::run(&sup).await?;
+        Ok(sup)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<Service>, Error> {
+        self.services
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(id.to_owned()))
+    }
+
+    fn all(&self) -> Vec<Arc<Service>> {
+        self.services.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    fn insert(&self, svc: Arc<Service>) {
+        self.services.write().unwrap_or_else(|p| p.into_inner()).insert(svc.id().to_owned(), svc);
+    }
+
+    fn remove(&self, id: &str) {
+        self.services.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Number of services held.
+    pub fn len(&self) -> usize {
+        self.services.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,51 @@
+//! Start-up: clear what a previous run left in our cgroups, then start
+//! every service whose desired state is running.
+//!
+//! Re-adopting live instances (instead of restarting them) is a later
+//! step; today a restarted daemon stops leftovers and starts fresh ones, so
+//! a service never runs twice. See docs/operations.md.
+
+use super::artifacts::ArtifactRef;
+use super::events::{Event, EventKind};
+use super::{instance, Error, Supervisor};
+use crate::spec::ServiceSpec;
+use crate::store::Desired;
+use std::sync::Arc;
+
+pub async fn run(sup: &Arc<Supervisor>) -> Result<(), Error> {
+    let leftovers = sup.layout.existing();
+    if !leftovers.is_empty() {
+        tracing::warn!(
+            count = leftovers.len(),
+            "stopping instances left by a previous run (re-adoption is not implemented yet)"
+        );
+        for name in &leftovers {
+            instance::cleanup(&sup.layout.instance(name)).await;
+        }
+    }
+    for row in sup.store.services()? {
+        let spec: ServiceSpec = match crate::spec::from_json(&row.spec_json) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(service = %row.id, error = %e, "cannot read stored spec; service skipped");
+                continue;
+            }
+        };
+        let artifact: ArtifactRef = match serde_json::from_str(&row.artifact_json) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(service = %row.id, error = %e, "cannot read stored artifact; service skipped");
+                continue;
+            }
+        };
+        let svc = sup.build(spec, artifact, row.revision, row.uid, row.created_at_ms, row.desired);
+        sup.insert(svc.clone());
+        if row.desired == Desired::Running {
+            let mut ev = Event::new(EventKind::Deployed, &row.id, 0);
+            ev.message = format!("restored revision {} from the state database", row.revision);
+            sup.bus.emit(ev);
+            sup.start_instances(&svc);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! A service as the supervisor holds it: its spec and artifact, and the
+//! runtime state of its instances, guarded by one lock per service so a
+//! `Status` reads a consistent snapshot without touching other services.
+
+use super::artifacts::ArtifactRef;
+use super::logs::LogSink;
+use super::restart::Exit;
+use crate::sandbox::cgroup::InstanceCgroup;
+use crate::spec::ServiceSpec;
+use crate::store::Desired;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    Starting,
+    Running,
+    Stopping,
+    Exited,
+    Failed,
+    Backoff,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Exited => "exited",
+            InstanceState::Failed => "failed",
+            InstanceState::Backoff => "backoff",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceState {
+    Starting,
+    Running,
+    Degraded,
+    Failed,
+    Stopped,
+    Exited,
+}
+
+impl ServiceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Starting => "starting",
+            ServiceState::Running => "running",
+            ServiceState::Degraded => "degraded",
+            ServiceState::Failed => "failed",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Exited => "exited",
+        }
+    }
+}
+
+/// How to stop instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopMode {
+    pub force: bool,
+    pub timeout: Duration,
+}
+
+/// One replica's runtime state.
+#[derive(Debug)]
+pub struct Instance {
+    pub replica: u32,
+    pub state: InstanceState,
+    pub pid: i32,
+    pub pidfd: Option<Arc<OwnedFd>>,
+    pub started_at_ms: i64,
+    pub started_at: Option<Instant>,
+    pub restart_count: u32,
+    pub last_exit: Option<Exit>,
+    pub cgroup: InstanceCgroup,
+    pub spawn_us: u64,
+    /// Set when the latest launch failed; cleared by a successful one.
+    pub launch_error: Option<String>,
+    /// Whether this instance has ever reached running.
+    pub ever_running: bool,
+}
+
+/// The persisted facts about a service besides its spec.
+#[derive(Debug, Clone, Copy)]
+pub struct Record {
+    pub revision: u64,
+    pub uid: u32,
+    pub created_at_ms: i64,
+    pub desired: Desired,
+}
+
+pub struct Runtime {
+    pub desired: Desired,
+    pub instances: Vec<Instance>,
+    pub failure: Option<String>,
+}
+
+pub struct Service {
+    pub spec: ServiceSpec,
+    pub artifact: ArtifactRef,
+    pub revision: u64,
+    pub uid: u32,
+    pub created_at_ms: i64,
+    pub logs: Arc<LogSink>,
+    runtime: Mutex<Runtime>,
+    /// Notified on every runtime change (for `--wait`).
+    pub changed: Notify,
+    /// `Some` once instances are asked to stop.
+    pub stop: watch::Sender<Option<StopMode>>,
+    /// Number of live instance tasks.
+    pub alive: watch::Sender<usize>,
+}
+
+impl Service {
+    pub fn new(
+        spec: ServiceSpec,
+        artifact: ArtifactRef,
+        rec: Record,
+        logs: Arc<LogSink>,
+        cgroups: Vec<InstanceCgroup>,
+    ) -> Self {
+        let Record { revision, uid, created_at_ms, desired } = rec;
+        let instances = cgroups
+            .into_iter()
+            .enumerate()
+            .map(|(i, cgroup)| Instance {
+                replica: i as u32,
+                state: if desired == Desired::Running { InstanceState::Starting } else { InstanceState::Exited },
+                pid: 0,
+                pidfd: None,
+                started_at_ms: 0,
+                started_at: None,
+                restart_count: 0,
+                last_exit: None,
+                cgroup,
+                spawn_us: 0,
+                launch_error: None,
+                ever_running: false,
+            })
+            .collect();
+        Service {
+            spec,
+            artifact,
+            revision,
+            uid,
+            created_at_ms,
+            logs,
+            runtime: Mutex::new(Runtime { desired, instances, failure: None }),
+            changed: Notify::new(),
+            stop: watch::channel(None).0,
+            alive: watch::channel(0).0,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        self.spec.id.as_str()
+    }
+
+    pub fn runtime(&self) -> MutexGuard<'_, Runtime> {
+        self.runtime.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `f` to one instance and wakes waiters.
+    pub fn update<R>(&self, replica: u32, f: impl FnOnce(&mut Instance, &mut Option<String>) -> R) -> R {
+        let r = {
+            let mut rt = self.runtime();
+            let rt = &mut *rt;
+            let inst = &mut rt.instances[replica as usize];
+            f(inst, &mut rt.failure)
+        };
+        self.changed.notify_waiters();
+        r
+    }
+
+    pub fn set_desired(&self, d: Desired) {
+        self.runtime().desired = d;
+        self.changed.notify_waiters();
+    }
+
+    /// The service's state, derived from its instances.
+    pub fn state(&self) -> ServiceState {
+        let rt = self.runtime();
+        derive_state(&rt)
+    }
+
+    /// Waits until no instance task is alive.
+    pub async fn stopped(&self) {
+        let mut rx = self.alive.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+pub fn derive_state(rt: &Runtime) -> ServiceState {
+    if rt.failure.is_some() || rt.instances.iter().any(|i| i.state == InstanceState::Failed) {
+        return ServiceState::Failed;
+    }
+    if rt.desired == Desired::Stopped {
+        return ServiceState::Stopped;
+    }
+    let all = |s: InstanceState| rt.instances.iter().all(|i| i.state == s);
+    if all(InstanceState::Running) {
+        ServiceState::Running
+    } else if all(InstanceState::Exited) {
+        ServiceState::Exited
+    } else if rt.instances.iter().any(|i| i.state == InstanceState::Backoff) {
+        ServiceState::Degraded
+    } else {
+        ServiceState::Starting
+    }
+}
