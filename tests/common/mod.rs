@@ -1,0 +1,300 @@
+//! Shared integration-test harness: starts the real `solo serve` binary with
+//! temporary directories, drives it through the real CLI and a real gRPC
+//! client, and builds the small C test programs in `tests/programs/`.
+//!
+//! Tests that need root call [`require_root`]: outside CI they skip with a
+//! printed reason; with `CI=true` a missing prerequisite fails the test.
+#![allow(dead_code)]
+
+use solo::proto::v1 as pb;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use pb::solo_client::SoloClient;
+pub use tonic::transport::Channel;
+
+/// The `solo` binary cargo built for these tests.
+pub fn solo_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_solo"))
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// True when the test may run. Not root: skip with a reason, or panic in CI.
+#[must_use]
+pub fn require_root(test: &str) -> bool {
+    // The effective uid, from /proc/self/status.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    if in_ci() {
+        panic!("{test}: needs root (cgroups, uid switching) and CI=true forbids skipping");
+    }
+    eprintln!("SKIPPED {test}: needs root (run the suite as root, or with CI=true to make this a failure)");
+    false
+}
+
+/// Directory with the compiled test programs (built once per test binary).
+pub fn programs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/programs");
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-programs");
+        std::fs::create_dir_all(&out).expect("create program dir");
+        for entry in std::fs::read_dir(&src).expect("tests/programs") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("c") {
+                continue;
+            }
+            let name = path.file_stem().and_then(|s| s.to_str()).expect("name").to_owned();
+            let dest = out.join(&name);
+            let fresh = dest.metadata().and_then(|d| d.modified()).ok()
+                >= path.metadata().and_then(|s| s.modified()).ok();
+            if dest.exists() && fresh {
+                continue;
+            }
+            let tmp = out.join(format!(".{name}.{}", std::process::id()));
+            let mut cmd = Command::new("gcc");
+            cmd.args(["-O2", "-static", "-o"]).arg(&tmp).arg(&path);
+            if name == "tiny" {
+                cmd.args(["-nostdlib", "-fno-stack-protector"]);
+            }
+            let st = cmd.status().expect("gcc must be installed to build the test programs");
+            assert!(st.success(), "gcc failed for {}", path.display());
+            std::fs::rename(&tmp, &dest).expect("rename program");
+        }
+        out
+    })
+}
+
+pub fn program(name: &str) -> PathBuf {
+    programs().join(name)
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A running `solo serve` with its own state, runtime dir and uid range.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub state: PathBuf,
+    pub uid_first: u32,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("solo-test-").tempdir().expect("tempdir");
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // Distinct uid ranges per daemon, so parallel tests never share a uid.
+        let uid_first = 200_000 + (std::process::id() % 1000) * 1000 + n * 50;
+        let mut d = Daemon {
+            socket: dir.path().join("run/solo.sock"),
+            state: dir.path().join("state"),
+            dir,
+            uid_first,
+            child: None,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("daemon log");
+        let child = Command::new(solo_bin())
+            .arg("serve")
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--runtime-dir")
+            .arg(self.dir.path().join("run"))
+            .arg("--uid-range")
+            .arg(format!("{}-{}", self.uid_first, self.uid_first + 49))
+            .arg("--log")
+            .arg("solo=debug")
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start solo serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.socket.exists() && self.cli(&["ls"]).status.success() {
+                return;
+            }
+            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("solo serve exited early ({st}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "solo serve did not come up:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Runs the real CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(solo_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run solo CLI")
+    }
+
+    /// Runs the CLI and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert!(
+            o.status.success(),
+            "solo {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs the CLI and asserts failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert!(!o.status.success(), "solo {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    /// `solo status ID --json`, parsed.
+    pub fn status(&self, id: &str) -> serde_json::Value {
+        let out = self.ok(&["--json", "status", id]);
+        serde_json::from_str(&out).expect("status json")
+    }
+
+    /// A real gRPC client on the unix socket.
+    pub async fn client(&self) -> SoloClient<Channel> {
+        solo::cli::connect(&self.socket).await.expect("connect")
+    }
+
+    /// SIGTERM and wait (graceful shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // kill(1) by the pid of the child this harness started.
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(40);
+            while c.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGKILL the daemon (a crash), leaving its services behind.
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same state.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Starts again after a crash.
+    pub fn respawn(&mut self) {
+        self.spawn();
+    }
+
+    /// Waits for the daemon process to exit by itself (after Shutdown).
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        if let Some(c) = self.child.as_mut() {
+            while Instant::now() < deadline {
+                if c.try_wait().ok().flatten().is_some() {
+                    self.child = None;
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return false;
+        }
+        true
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn alive(pid: i64) -> bool {
+    let mut s = String::new();
+    match std::fs::File::open(format!("/proc/{pid}/stat")) {
+        Ok(mut f) => {
+            let _ = f.read_to_string(&mut s);
+            // Field 3 is the state; Z = zombie, X = dead.
+            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next()).unwrap_or("X");
+            state != "Z" && state != "X"
+        }
+        Err(_) => false,
+    }
+}
+
+/// First instance of a status JSON.
+pub fn instance0(status: &serde_json::Value) -> serde_json::Value {
+    status["service"]["instances"][0].clone()
+}
+
+pub fn pid0(status: &serde_json::Value) -> i64 {
+    instance0(status)["pid"].as_i64().unwrap_or(0)
+}
+
+/// Cgroup directories of an instance (from Status), one per hierarchy.
+pub fn cgroup_paths(inst: &serde_json::Value) -> Vec<PathBuf> {
+    inst["cgroup"].as_str().unwrap_or("").split(';').filter(|s| !s.is_empty()).map(PathBuf::from).collect()
+}
