@@ -132,6 +132,7 @@ async fn serve(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
     std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o711))?;
     std::fs::create_dir_all(&args.runtime_dir)
         .with_context(|| format!("cannot create runtime dir {}", args.runtime_dir.display()))?;
+    check_traversable(&state_dir)?;
     let _lock = lock_state_dir(&state_dir)?;
     let socket = socket.unwrap_or_else(|| args.runtime_dir.join("solo.sock"));
     let exe = std::env::current_exe().context("cannot find the solo binary for the launcher")?;
@@ -176,6 +177,26 @@ fn spawn_signal_tasks(sup: Arc<Supervisor>) -> anyhow::Result<()> {
         sup.shutdown(Duration::from_secs(30)).await;
         let _ = sup.exit.send(true);
     });
+    Ok(())
+}
+
+/// Services run as other uids and must reach their artifacts under the
+/// state dir: every ancestor needs the search bit for others.
+fn check_traversable(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for a in dir.ancestors() {
+        let mode = std::fs::metadata(a).with_context(|| format!("cannot stat {}", a.display()))?.permissions().mode();
+        if mode & 0o001 == 0 {
+            bail!(
+                "state dir {} is not reachable by service uids: {} has mode {:o} (no search permission for others), \
+                 so services could not open their artifacts. Run `chmod o+x {}` or choose another --state-dir",
+                dir.display(),
+                a.display(),
+                mode & 0o7777,
+                a.display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -50,6 +50,7 @@ pub async fn serve(
     };
     let router = || {
         tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(oversize_is_resource_exhausted))
             .add_service(health.clone())
             .add_service(reflection.clone())
             .add_service(solo())
@@ -73,4 +74,27 @@ pub async fn serve(
     }
     let _ = std::fs::remove_file(socket);
     Ok(())
+}
+
+/// tonic reports a request larger than the decoding limit as OUT_OF_RANGE;
+/// the gRPC spec (and Solo's API contract) says RESOURCE_EXHAUSTED. The
+/// status travels in the headers of a trailers-only response, so it can be
+/// rewritten here without touching the body.
+fn oversize_is_resource_exhausted<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    const OUT_OF_RANGE: &str = "11";
+    let h = resp.headers_mut();
+    let oversize = h.get("grpc-status").is_some_and(|v| v == OUT_OF_RANGE)
+        && h.get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large"));
+    if oversize {
+        h.insert("grpc-status", http::HeaderValue::from_static("8"));
+        h.insert(
+            "grpc-message",
+            http::HeaderValue::from_static(
+                "request%20exceeds%20the%20upload%20limit%20(solo%20serve%20--upload-limit)",
+            ),
+        );
+    }
+    resp
 }

@@ -58,8 +58,8 @@ pub fn programs() -> &'static Path {
             }
             let name = path.file_stem().and_then(|s| s.to_str()).expect("name").to_owned();
             let dest = out.join(&name);
-            let fresh = dest.metadata().and_then(|d| d.modified()).ok()
-                >= path.metadata().and_then(|s| s.modified()).ok();
+            let fresh =
+                dest.metadata().and_then(|d| d.modified()).ok() >= path.metadata().and_then(|s| s.modified()).ok();
             if dest.exists() && fresh {
                 continue;
             }
@@ -100,6 +100,8 @@ impl Daemon {
 
     pub fn start_with(extra: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new().prefix("solo-test-").tempdir().expect("tempdir");
+        // Services (other uids) must be able to reach artifacts under it.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).expect("chmod");
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         // Distinct uid ranges per daemon, so parallel tests never share a uid.
         let uid_first = 200_000 + (std::process::id() % 1000) * 1000 + n * 50;
@@ -297,4 +299,10 @@ pub fn pid0(status: &serde_json::Value) -> i64 {
 /// Cgroup directories of an instance (from Status), one per hierarchy.
 pub fn cgroup_paths(inst: &serde_json::Value) -> Vec<PathBuf> {
     inst["cgroup"].as_str().unwrap_or("").split(';').filter(|s| !s.is_empty()).map(PathBuf::from).collect()
+}
+
+/// Sends `sig` to `pid` with kill(1) (a process this test started).
+pub fn kill(pid: i64, sig: i32) {
+    let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
+    assert!(st.success(), "kill -{sig} {pid} failed");
 }

@@ -1,0 +1,137 @@
+//! A non-Rust agent drives Solo: `tests/python/solo_client.py` generates
+//! grpcio stubs from `proto/` at test time and exercises health, reflection,
+//! Deploy, Status, List, error codes and Kill against a real `solo serve`.
+//!
+//! The Python environment is a venv at `target/py-venv`, created once with
+//! `$PYTHON` (default `python3`) and reused; `tests/python/requirements.txt`
+//! is installed into it whenever it changes. If the venv or the install cannot
+//! be made (no python3, no PyPI), the test prints
+//! `SKIPPED python_client: <reason>`, or fails with `CI=true`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TEST: &str = "python_client";
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a setup command; Err carries its output when it fails.
+fn run_setup(what: &str, cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{what}: cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// Creates (or reuses) the venv and installs the pinned requirements into it.
+/// Returns the venv's python.
+fn python_env() -> Result<PathBuf, String> {
+    let root = manifest_dir();
+    let venv = root.join("target/py-venv");
+    let python = venv.join("bin/python");
+    let requirements = root.join("tests/python/requirements.txt");
+    let wanted =
+        std::fs::read_to_string(&requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+
+    if !python.exists() {
+        let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        run_setup("creating the venv", Command::new(&base).arg("-m").arg("venv").arg(&venv))?;
+    }
+    // The requirements last installed successfully; pip runs only when they change.
+    let stamp = venv.join(".solo-requirements.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run_setup(
+            "pip install -r tests/python/requirements.txt",
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&requirements),
+        )?;
+        std::fs::write(&stamp, &wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    }
+    Ok(python)
+}
+
+/// Runs the client script with a time limit; returns (success, stdout, stderr).
+fn run_client(python: &Path, socket: &Path, program: &Path, logs: &Path) -> (bool, String, String) {
+    let stdout_path = logs.join("python-client.stdout");
+    let stderr_path = logs.join("python-client.stderr");
+    let stdout = std::fs::File::create(&stdout_path).expect("create stdout file for the client");
+    let stderr = std::fs::File::create(&stderr_path).expect("create stderr file for the client");
+    let mut child = Command::new(python)
+        .arg(manifest_dir().join("tests/python/solo_client.py"))
+        .arg("--socket")
+        .arg(socket)
+        .arg("--program")
+        .arg(program)
+        .arg("--out")
+        .arg(logs.join("pystubs"))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("start the python client");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for the python client") {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            // Only the child this test started.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let mut err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    if status.is_none() {
+        err.push_str("\n(timed out after 180 s and was killed)");
+    }
+    (status.is_some_and(|s| s.success()), out, err)
+}
+
+/// The last `n` lines of `s`.
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[test]
+fn python_grpcio_client_drives_solo() {
+    if !common::require_root(TEST) {
+        return;
+    }
+    let python = match python_env() {
+        Ok(p) => p,
+        Err(reason) => {
+            if common::in_ci() {
+                panic!("{TEST}: Python environment unavailable and CI=true forbids skipping: {reason}");
+            }
+            eprintln!("SKIPPED {TEST}: {reason}");
+            return;
+        }
+    };
+    let daemon = common::Daemon::start();
+    let program = common::program("sleeper");
+    let (ok, out, err) = run_client(&python, &daemon.socket, &program, daemon.dir.path());
+    print!("{out}");
+    eprint!("{err}");
+    assert!(
+        ok,
+        "python client failed\n--- stdout ---\n{out}\n--- stderr ---\n{err}\n--- daemon log (tail) ---\n{}",
+        tail(&daemon.log(), 200)
+    );
+    assert!(out.contains("PASS solo_client.py"), "python client exited 0 without its PASS line:\n{out}");
+}

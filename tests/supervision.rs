@@ -1,0 +1,354 @@
+//! Supervision against the real daemon: placement, restart, crash loops,
+//! memory and pid limits, kill, daemon restart and shutdown.
+
+mod common;
+
+use common::{alive, cgroup_paths, instance0, pid0, program, require_root, wait_for, Daemon};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(15);
+
+fn exec(p: &str) -> String {
+    program(p).display().to_string()
+}
+
+fn state(d: &Daemon, id: &str) -> String {
+    d.status(id)["service"]["state"].as_str().unwrap_or("").to_owned()
+}
+
+#[test]
+fn deploy_runs_in_own_cgroup_as_own_uid() {
+    if !require_root("deploy_runs_in_own_cgroup_as_own_uid") {
+        return;
+    }
+    let d = Daemon::start();
+    let out = d.ok(&[
+        "deploy",
+        "web",
+        "--exec",
+        &exec("sleeper"),
+        "--arg",
+        "hello",
+        "--wait",
+        "--memory",
+        "64MiB",
+        "--max-pids",
+        "16",
+        "--cpu-weight",
+        "50",
+        "--cpu-max-millicores",
+        "500",
+    ]);
+    assert!(out.contains("deployed web revision 1"), "{out}");
+    let st = d.status("web");
+    assert_eq!(st["service"]["state"], "SERVICE_STATE_RUNNING");
+    let pid = pid0(&st);
+    assert!(pid > 0 && alive(pid));
+    // Its own uid and gid from the configured range, no supplementary groups, no caps.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let uid = d.uid_first.to_string();
+    let field = |k: &str| status.lines().find(|l| l.starts_with(k)).unwrap_or("").to_owned();
+    assert_eq!(field("Uid:").split_whitespace().skip(1).collect::<Vec<_>>(), vec![uid.as_str(); 4]);
+    assert_eq!(field("Gid:").split_whitespace().skip(1).collect::<Vec<_>>(), vec![uid.as_str(); 4]);
+    assert_eq!(field("Groups:").trim(), "Groups:");
+    assert!(field("CapEff:").ends_with("0000000000000000"), "{}", field("CapEff:"));
+    assert!(field("NoNewPrivs:").ends_with('1'));
+    // Only fds 0, 1, 2.
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .map(|e| e.expect("fd").file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut fds = fds;
+    fds.sort();
+    assert_eq!(fds, vec!["0", "1", "2"]);
+    // In every cgroup Status names, and the limits are written there.
+    let inst = instance0(&st);
+    let cgs = cgroup_paths(&inst);
+    assert!(!cgs.is_empty());
+    for cg in &cgs {
+        let procs = std::fs::read_to_string(cg.join("cgroup.procs")).expect("cgroup.procs");
+        assert!(procs.lines().any(|l| l == pid.to_string()), "{pid} not in {}", cg.display());
+    }
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("proc cgroup");
+    assert!(own.lines().filter(|l| l.ends_with("/web.0")).count() >= 1, "{own}");
+    let read =
+        |file: &str| cgs.iter().find_map(|c| std::fs::read_to_string(c.join(file)).ok()).map(|s| s.trim().to_owned());
+    let mem = read("memory.max").or_else(|| read("memory.limit_in_bytes")).expect("memory limit file");
+    assert_eq!(mem, (64u64 << 20).to_string());
+    assert_eq!(read("pids.max").expect("pids.max"), "16");
+    if let Some(w) = read("cpu.weight") {
+        assert_eq!(w, "50");
+    } else {
+        assert_eq!(read("cpu.shares").expect("cpu.shares"), "512");
+        assert_eq!(read("cpu.cfs_quota_us").expect("quota"), "50000");
+    }
+    // The cgroup is beneath the daemon's own cgroup in each hierarchy.
+    let daemon_cg = std::fs::read_to_string(format!("/proc/{}/cgroup", d.pid())).expect("daemon cgroup");
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (id, _, path) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+        let dpath =
+            daemon_cg.lines().find(|l| l.split(':').next() == id).and_then(|l| l.splitn(3, ':').nth(2)).unwrap_or("/");
+        if path.ends_with("/web.0") {
+            assert!(path.starts_with(dpath), "{path} is not beneath the daemon's {dpath}");
+        }
+    }
+    // Output is captured.
+    let logs = wait_for("log line", T, || {
+        let l = d.ok(&["logs", "web"]);
+        l.contains("sleeper hello up").then_some(l)
+    });
+    assert!(logs.contains("sleeper stderr line"), "{logs}");
+    assert!(std::fs::read_to_string(d.state.join("logs/web/current.log"))
+        .expect("log file")
+        .contains("sleeper hello up"));
+}
+
+#[test]
+fn sigkill_restarts_with_count() {
+    if !require_root("sigkill_restarts_with_count") {
+        return;
+    }
+    let d = Daemon::start();
+    d.ok(&["deploy", "victim", "--exec", &exec("sleeper"), "--restart", "always", "--backoff-ms", "10", "--wait"]);
+    let before = pid0(&d.status("victim"));
+    common::kill(before, libc::SIGKILL);
+    let st = wait_for("restart", T, || {
+        let s = d.status("victim");
+        (pid0(&s) != 0 && pid0(&s) != before && s["service"]["state"] == "SERVICE_STATE_RUNNING").then_some(s)
+    });
+    let inst = instance0(&st);
+    assert_eq!(inst["restartCount"], 1);
+    assert_eq!(inst["lastExit"]["signal"], libc::SIGKILL);
+    assert!(!alive(before));
+}
+
+#[test]
+fn crash_loop_fails_after_intensity_limit() {
+    if !require_root("crash_loop_fails_after_intensity_limit") {
+        return;
+    }
+    let d = Daemon::start();
+    let started = Instant::now();
+    d.ok(&[
+        "deploy",
+        "crashy",
+        "--exec",
+        &exec("crasher"),
+        "--arg",
+        "7",
+        "--arg",
+        "5",
+        "--max-restarts",
+        "3",
+        "--within",
+        "60",
+        "--backoff-ms",
+        "10",
+        "--backoff-max-ms",
+        "40",
+    ]);
+    let st = wait_for("failed state", T, || {
+        let s = d.status("crashy");
+        (s["service"]["state"] == "SERVICE_STATE_FAILED").then_some(s)
+    });
+    assert!(started.elapsed() < T);
+    let inst = instance0(&st);
+    assert_eq!(inst["restartCount"], 3, "{st}");
+    assert_eq!(inst["lastExit"]["code"], 7);
+    let reason = st["service"]["failureReason"].as_str().unwrap_or("");
+    assert!(reason.contains("restart intensity reached") && reason.contains("exited with code 7"), "{reason}");
+    // The failure is an event in the store and on Watch history (via ls state filter).
+    let failed = d.ok(&["ls", "--state", "failed"]);
+    assert!(failed.contains("crashy"), "{failed}");
+    // And nothing is left running or in a cgroup.
+    for cg in cgroup_paths(&inst) {
+        assert!(!cg.exists(), "{} left behind", cg.display());
+    }
+}
+
+#[test]
+fn clean_exit_under_on_failure_is_not_restarted() {
+    if !require_root("clean_exit_under_on_failure_is_not_restarted") {
+        return;
+    }
+    let d = Daemon::start();
+    d.ok(&["deploy", "job", "--exec", &exec("crasher"), "--arg", "0", "--arg", "1"]);
+    let st = wait_for("exited state", T, || {
+        let s = d.status("job");
+        (s["service"]["state"] == "SERVICE_STATE_EXITED").then_some(s)
+    });
+    assert_eq!(instance0(&st)["restartCount"].as_u64().unwrap_or(0), 0);
+    assert_eq!(instance0(&st)["lastExit"]["code"].as_i64().unwrap_or(-1), 0);
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_reported() {
+    if !require_root("memory_hog_is_oom_killed_and_reported") {
+        return;
+    }
+    let d = Daemon::start();
+    d.ok(&["deploy", "hog", "--exec", &exec("memhog"), "--memory", "32MiB", "--restart", "never", "--wait"]);
+    let st = wait_for("oom kill", T, || {
+        let s = d.status("hog");
+        (instance0(&s)["lastExit"]["oomKilled"] == true).then_some(s)
+    });
+    let exit = &instance0(&st)["lastExit"];
+    assert_eq!(exit["signal"], libc::SIGKILL);
+    assert!(exit["reason"].as_str().unwrap_or("").contains("out of memory"), "{exit}");
+    // The event store has an oom-killed event, visible to a watcher's history too.
+    let db = rusqlite::Connection::open(d.state.join("solo.db")).expect("db");
+    let n: i64 = db
+        .query_row("SELECT count(*) FROM events WHERE service = 'hog' AND kind = 'oom-killed'", [], |r| r.get(0))
+        .expect("query");
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn fork_bomb_stops_at_max_pids_and_daemon_stays_responsive() {
+    if !require_root("fork_bomb_stops_at_max_pids_and_daemon_stays_responsive") {
+        return;
+    }
+    let d = Daemon::start();
+    d.ok(&["deploy", "bomb", "--exec", &exec("forkbomb"), "--max-pids", "20", "--wait"]);
+    let line = wait_for("fork failure", T, || {
+        d.ok(&["logs", "bomb"]).lines().find(|l| l.contains("fork failed")).map(str::to_owned)
+    });
+    let made: u32 =
+        line.split_whitespace().skip_while(|w| *w != "after").nth(1).and_then(|n| n.parse().ok()).expect("count");
+    assert!(made < 20, "{line}");
+    assert!(line.contains("Resource temporarily unavailable"), "{line}");
+    let inst = instance0(&d.status("bomb"));
+    assert!(inst["usage"]["pids"].as_u64().unwrap_or(0) <= 20);
+    // The daemon answers promptly while the bomb sits at its limit.
+    let t = Instant::now();
+    d.ok(&["ls"]);
+    assert!(t.elapsed() < Duration::from_secs(2), "ls took {:?}", t.elapsed());
+    // Kill takes the whole tree with it.
+    d.ok(&["kill", "bomb", "--force"]);
+    for cg in cgroup_paths(&inst) {
+        assert!(!cg.exists(), "{} left behind", cg.display());
+    }
+}
+
+#[test]
+fn graceful_and_forced_kill_leave_nothing_behind() {
+    if !require_root("graceful_and_forced_kill_leave_nothing_behind") {
+        return;
+    }
+    let d = Daemon::start();
+    // Graceful: the sleeper exits 0 on SIGTERM.
+    d.ok(&["deploy", "nice", "--exec", &exec("sleeper"), "--wait"]);
+    let st = d.status("nice");
+    let (pid, cgs) = (pid0(&st), cgroup_paths(&instance0(&st)));
+    let out = d.ok(&["kill", "nice"]);
+    assert!(out.contains("exited with code 0"), "{out}");
+    assert!(!alive(pid));
+    assert!(cgs.iter().all(|c| !c.exists()));
+    assert_eq!(state(&d, "nice"), "SERVICE_STATE_STOPPED");
+
+    // Stubborn: ignores SIGTERM and leaves a grandchild in a new session.
+    d.ok(&["deploy", "mule", "--exec", &exec("stubborn"), "--wait"]);
+    let line = wait_for("grandchild pid", T, || {
+        d.ok(&["logs", "mule"]).lines().find(|l| l.contains("grandchild")).map(str::to_owned)
+    });
+    let grandchild: i64 = line.split_whitespace().last().and_then(|p| p.parse().ok()).expect("grandchild pid");
+    let st = d.status("mule");
+    let (pid, cgs) = (pid0(&st), cgroup_paths(&instance0(&st)));
+    assert!(alive(grandchild));
+    let t = Instant::now();
+    let out = d.ok(&["kill", "mule", "--timeout", "300"]);
+    assert!(t.elapsed() >= Duration::from_millis(300), "did not wait for the grace period");
+    assert!(out.contains("SIGKILL"), "{out}");
+    assert!(!alive(pid) && !alive(grandchild), "a process survived the kill");
+    assert!(cgs.iter().all(|c| !c.exists()));
+
+    // Forced: no grace at all.
+    d.ok(&["deploy", "mule2", "--exec", &exec("stubborn"), "--wait"]);
+    let st = d.status("mule2");
+    let (pid, cgs) = (pid0(&st), cgroup_paths(&instance0(&st)));
+    let t = Instant::now();
+    d.ok(&["kill", "mule2", "--force", "--remove"]);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(!alive(pid));
+    assert!(cgs.iter().all(|c| !c.exists()));
+    assert!(d.fails(&["status", "mule2"]).contains("not found"));
+}
+
+#[test]
+fn replicas_each_get_their_own_cgroup() {
+    if !require_root("replicas_each_get_their_own_cgroup") {
+        return;
+    }
+    let d = Daemon::start();
+    d.ok(&["deploy", "pool", "--exec", &exec("sleeper"), "--replicas", "3", "--wait"]);
+    let st = d.status("pool");
+    let insts = st["service"]["instances"].as_array().expect("instances").clone();
+    assert_eq!(insts.len(), 3);
+    let mut pids: Vec<i64> = insts.iter().map(|i| i["pid"].as_i64().unwrap_or(0)).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 3);
+    for (i, inst) in insts.iter().enumerate() {
+        let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", inst["pid"])).expect("cgroup");
+        assert!(cg.contains(&format!("/pool.{i}")), "{cg}");
+    }
+}
+
+#[test]
+fn daemon_restart_brings_desired_services_back() {
+    if !require_root("daemon_restart_brings_desired_services_back") {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.ok(&["deploy", "keep", "--exec", &exec("sleeper"), "--wait"]);
+    d.ok(&["deploy", "parked", "--exec", &exec("sleeper"), "--wait"]);
+    d.ok(&["kill", "parked"]);
+    let old = pid0(&d.status("keep"));
+    d.restart();
+    let st = wait_for("keep running again", T, || {
+        let s = d.status("keep");
+        (s["service"]["state"] == "SERVICE_STATE_RUNNING").then_some(s)
+    });
+    assert_ne!(pid0(&st), old);
+    assert!(!alive(old), "graceful shutdown stops services");
+    // A killed service stays stopped.
+    assert_eq!(state(&d, "parked"), "SERVICE_STATE_STOPPED");
+
+    // After a crash (SIGKILL of the daemon) the old instance is not left
+    // running next to a new one.
+    let before_crash = pid0(&d.status("keep"));
+    d.crash();
+    assert!(alive(before_crash), "services outlive a daemon crash");
+    d.respawn();
+    let st = wait_for("keep running after crash", T, || {
+        let s = d.status("keep");
+        (s["service"]["state"] == "SERVICE_STATE_RUNNING").then_some(s)
+    });
+    assert_ne!(pid0(&st), before_crash);
+    wait_for("leftover stopped", T, || (!alive(before_crash)).then_some(()));
+}
+
+#[test]
+fn shutdown_stops_everything_and_exits() {
+    if !require_root("shutdown_stops_everything_and_exits") {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.ok(&["deploy", "a", "--exec", &exec("sleeper"), "--wait"]);
+    d.ok(&["deploy", "b", "--exec", &exec("stubborn"), "--shutdown-timeout-ms", "200", "--wait"]);
+    d.ok(&["deploy", "sys", "--exec", &exec("sleeper"), "--tier", "system", "--wait"]);
+    let pids: Vec<i64> = ["a", "b", "sys"].iter().map(|s| pid0(&d.status(s))).collect();
+    let cgs: Vec<_> = ["a", "b", "sys"].iter().flat_map(|s| cgroup_paths(&instance0(&d.status(s)))).collect();
+    let out = d.ok(&["shutdown", "--timeout", "5000"]);
+    assert!(out.contains("stopped 3 instance(s)"), "{out}");
+    assert!(d.wait_exit(Duration::from_secs(10)), "daemon did not exit");
+    for p in pids {
+        assert!(!alive(p), "pid {p} survived shutdown");
+    }
+    for c in cgs {
+        assert!(!c.exists(), "{} left behind", c.display());
+    }
+    assert!(!Path::new(&d.socket).exists(), "socket left behind");
+}
