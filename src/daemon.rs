@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::cli::DEFAULT_RUNTIME_DIR;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/solo";
-pub const DEFAULT_RUNTIME_DIR: &str = "/run/solo";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
@@ -41,6 +41,12 @@ pub struct ServeArgs {
     /// "solo" for the default state dir, else "solo-<hash of state dir>".
     #[arg(long, env = "SOLO_CGROUP_NAME")]
     pub cgroup_name: Option<String>,
+    /// Leave the cgroup2 mount's `favordynmods` option alone. By default, on
+    /// hosts where services must join v1 hierarchies (hybrid/legacy), solo
+    /// turns it on: each v1 join otherwise waits for an RCU grace period
+    /// (~15 ms per spawn). Pure cgroup v2 hosts never need it.
+    #[arg(long, env = "SOLO_NO_FAVORDYNMODS")]
+    pub no_favordynmods: bool,
     /// Log format.
     #[arg(long, env = "SOLO_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -71,13 +77,6 @@ pub fn parse_uid_range(s: &str) -> Result<(u32, u32), String> {
         return Err("LAST must be below 4294967294 (reserved ids)".into());
     }
     Ok((a, b))
-}
-
-/// The socket path clients and the server use when none is given.
-pub fn default_socket() -> PathBuf {
-    let rt =
-        std::env::var_os("SOLO_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_RUNTIME_DIR));
-    rt.join("solo.sock")
 }
 
 fn cgroup_tag(args: &ServeArgs, state_dir: &Path) -> String {
@@ -114,6 +113,9 @@ pub fn run(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
         crate::spec::validate_service_id(n).map_err(|r| anyhow::anyhow!("--cgroup-name: {r}"))?;
     }
     init_tracing(&args);
+    // Nothing the daemon writes (database, logs) is for other uids; files
+    // meant for services (artifacts) get their modes set explicitly.
+    sys::set_umask(0o077);
     // Instances hold pipes and pidfds: lift the soft fd limit to the hard one.
     if let Ok((_, hard)) = sys::getrlimit(libc::RLIMIT_NOFILE) {
         let _ = sys::setrlimit(libc::RLIMIT_NOFILE, hard, hard);
@@ -144,10 +146,12 @@ async fn serve(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
         upload_limit: args.upload_limit,
         exe,
         service_cwd: "/".into(),
+        favordynmods: !args.no_favordynmods,
         log: Default::default(),
     };
     tracing::info!(state_dir = %config.state_dir.display(), cgroup = %config.cgroup_tag, "starting");
-    let sup = Supervisor::start(config, crate::profiles::names()).await.context("cannot start the supervisor")?;
+    let profiles = crate::profiles::builtin()?.into_iter().map(|(n, (_, d))| (n, d)).collect();
+    let sup = Supervisor::start(config, profiles).await.context("cannot start the supervisor")?;
     tracing::info!(mode = sup.layout.mode(), services = sup.len(), "supervisor ready");
     spawn_signal_tasks(sup.clone())?;
     // Room for the artifact plus the rest of the request.

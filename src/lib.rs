@@ -27,8 +27,10 @@
 //!   supervisor. [`sandbox::sys`] is the only module with `unsafe`.
 //! - [`launcher`]: the single-threaded launcher process.
 //! - [`supervisor`]: the daemon's core; [`store`] persists it.
-//! - [`api`]: gRPC adapters; [`cli`]: the client, which depends only on
-//!   the generated client and [`spec`] helpers, never on the supervisor.
+//! - [`api`]: gRPC adapters. [`cli`]: the client; it depends on the
+//!   generated client, [`spec`] helpers and (for `doctor`) [`sandbox::probe`],
+//!   never on the supervisor, the store or the daemon.
+//! - [`daemon`]: `solo serve` (flags, start-up checks, signals).
 //! - [`profiles`]: embedded sandbox profiles.
 
 pub mod api;

@@ -34,6 +34,10 @@ fn main() -> ExitCode {
         let sock = unsafe { OwnedFd::from_raw_fd(0) };
         solo::launcher::server::run(sock);
     }
+    // Rust ignores SIGPIPE; a CLI piped into `head` should just stop.
+    if std::env::args_os().nth(1).is_none_or(|a| a != "serve") {
+        let _ = solo::sandbox::sys::default_signal(libc::SIGPIPE);
+    }
     let cli = Cli::parse();
     let result = match cli.cmd {
         Top::Serve(args) => daemon::run(args, cli.global.socket).map(|()| ExitCode::SUCCESS),

@@ -352,3 +352,97 @@ fn shutdown_stops_everything_and_exits() {
     }
     assert!(!Path::new(&d.socket).exists(), "socket left behind");
 }
+
+#[test]
+fn state_files_are_private_to_root() {
+    if !require_root("state_files_are_private_to_root") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    d.ok(&["deploy", "chatty", "--exec", &exec("sleeper"), "--env", "SECRET=hunter2", "--wait"]);
+    wait_for("log file", T, || d.state.join("logs/chatty/current.log").exists().then_some(()));
+    for f in ["solo.db", "logs/chatty/current.log", "logs/chatty", "logs"] {
+        let mode = std::fs::metadata(d.state.join(f)).expect(f).permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{f} has mode {:o}: readable by service uids", mode & 0o7777);
+    }
+    // Artifacts stay executable by services, but not writable or listable.
+    let art = d.state.join("artifacts/sha256");
+    assert_eq!(std::fs::metadata(&art).expect("artifacts").permissions().mode() & 0o777, 0o711);
+    for e in std::fs::read_dir(&art).expect("read artifacts") {
+        let m = e.expect("entry").metadata().expect("meta").permissions().mode() & 0o777;
+        assert!(m == 0o555 || m == 0o444, "artifact mode {m:o}");
+    }
+}
+
+#[test]
+fn failed_service_stays_failed_across_daemon_restart() {
+    if !require_root("failed_service_stays_failed_across_daemon_restart") {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.ok(&[
+        "deploy",
+        "doomed",
+        "--exec",
+        &exec("crasher"),
+        "--arg",
+        "2",
+        "--arg",
+        "1",
+        "--max-restarts",
+        "2",
+        "--within",
+        "60",
+        "--backoff-ms",
+        "5",
+    ]);
+    wait_for("failed", T, || (state(&d, "doomed") == "SERVICE_STATE_FAILED").then_some(()));
+    d.restart();
+    let st = d.status("doomed");
+    assert_eq!(st["service"]["state"], "SERVICE_STATE_FAILED", "{st}");
+    assert!(st["service"]["failureReason"].as_str().unwrap_or("").contains("restart intensity reached"));
+    assert_eq!(pid0(&st), 0, "a failed service must not be restarted by a daemon restart");
+}
+
+#[test]
+fn profile_limits_are_the_defaults() {
+    if !require_root("profile_limits_are_the_defaults") {
+        return;
+    }
+    let d = Daemon::start();
+    d.ok(&["deploy", "tight", "--exec", &exec("sleeper"), "--profile", "strict", "--wait"]);
+    let st = d.status("tight");
+    assert_eq!(st["service"]["limits"]["memoryBytes"], (64u64 << 20).to_string());
+    assert_eq!(st["service"]["limits"]["maxPids"], 8);
+    assert_eq!(st["service"]["profile"], "strict");
+    assert_eq!(st["service"]["profileSha256"].as_str().map(str::len), Some(64));
+    let cg = cgroup_paths(&instance0(&st));
+    let pids = cg.iter().find_map(|c| std::fs::read_to_string(c.join("pids.max")).ok()).expect("pids.max");
+    assert_eq!(pids.trim(), "8");
+}
+
+#[test]
+fn launch_failure_names_the_step_and_errno() {
+    if !require_root("launch_failure_names_the_step_and_errno") {
+        return;
+    }
+    let d = Daemon::start();
+    // ELF magic, then garbage: the kernel refuses it at exec.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.elf");
+    let mut bytes = b"\x7fELF".to_vec();
+    bytes.extend_from_slice(&[0xAB; 60]);
+    std::fs::write(&bad, bytes).expect("write");
+    let err = d.fails(&["deploy", "broken", "--exec", bad.to_str().expect("utf8"), "--restart", "never", "--wait"]);
+    assert!(err.contains("step exec: ENOEXEC"), "{err}");
+    let st = d.status("broken");
+    assert!(st["service"]["state"] == "SERVICE_STATE_EXITED", "{st}");
+    let reason = instance0(&st)["lastExit"]["reason"].as_str().unwrap_or("").to_owned();
+    assert!(reason.contains("step exec: ENOEXEC"), "{reason}");
+    // An RLIMIT_NOFILE the host cannot grant is refused at deploy, naming
+    // the field; a host that can grant it starts the service.
+    let o = d.cli(&["deploy", "nofile", "--exec", &exec("sleeper"), "--max-open-files", "1048576", "--wait"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() || err.contains("spec.limits.max_open_files: 1048576 is above"), "{err}");
+}

@@ -257,3 +257,28 @@ fn serve_refuses_a_state_dir_services_cannot_reach() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("not reachable by service uids") && err.contains("chmod o+x"), "{err}");
 }
+
+#[test]
+fn host_path_must_be_an_elf_reachable_by_services() {
+    if !require_root("host_path_must_be_an_elf_reachable_by_services") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let script = dir.path().join("run.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let err = d.fails(&["deploy", "x", "--host-path", script.to_str().expect("utf8")]);
+    assert!(err.contains("is a script (#!)"), "{err}");
+    let hidden = dir.path().join("private");
+    std::fs::create_dir(&hidden).expect("mkdir");
+    std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let bin = hidden.join("tiny");
+    std::fs::copy(program("tiny"), &bin).expect("copy");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let err = d.fails(&["deploy", "x", "--host-path", bin.to_str().expect("utf8")]);
+    assert!(err.contains("which other users cannot enter"), "{err}");
+    d.ok(&["deploy", "x", "--host-path", "/bin/sleep", "--arg", "100", "--wait"]);
+}

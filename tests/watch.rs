@@ -120,7 +120,9 @@ fn logs_tail_and_cli_watch() {
         return;
     }
     let d = Daemon::start();
-    let script = "for i in 1 2 3 4 5; do echo line $i; done; echo oops >&2; exec sleep 1000\n";
+    // stdout and stderr are separate pipes: their relative order is only
+    // defined with a pause in between.
+    let script = "for i in 1 2 3 4 5; do echo line $i; done; sleep 0.3; echo oops >&2; exec sleep 1000\n";
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("talk.sh");
     std::fs::write(&path, script).expect("script");

@@ -12,10 +12,10 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {path}: {source}")]
-    Unix { path: String, source: std::io::Error },
-    #[error("cannot listen on {addr}: {source}")]
-    Tcp { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {path}: {cause}")]
+    Unix { path: String, cause: std::io::Error },
+    #[error("cannot listen on {addr}: {cause}")]
+    Tcp { addr: SocketAddr, cause: std::io::Error },
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
@@ -29,7 +29,7 @@ pub async fn serve(
     tcp: Option<SocketAddr>,
     max_message: usize,
 ) -> Result<(), ServeError> {
-    let unix_err = |source| ServeError::Unix { path: socket.display().to_string(), source };
+    let unix_err = |cause| ServeError::Unix { path: socket.display().to_string(), cause };
     match std::fs::remove_file(socket) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -40,9 +40,15 @@ pub async fn serve(
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<SoloServer<Api>>().await;
+    // v1 and v1alpha: older grpcurl and grpcio-reflection speak only v1alpha.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
     let solo = || {
         SoloServer::new(Api::new(sup.clone()))
             .max_decoding_message_size(max_message)
@@ -53,6 +59,7 @@ pub async fn serve(
             .layer(tower::util::MapResponseLayer::new(oversize_is_resource_exhausted))
             .add_service(health.clone())
             .add_service(reflection.clone())
+            .add_service(reflection_alpha.clone())
             .add_service(solo())
     };
     let exit = |sup: Arc<Supervisor>| async move {
@@ -64,7 +71,7 @@ pub async fn serve(
     match tcp {
         None => unix.await?,
         Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Tcp { addr, source })?;
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|cause| ServeError::Tcp { addr, cause })?;
             tracing::info!(%addr, "serving gRPC on TCP");
             let tcp = router().serve_with_incoming_shutdown(TcpListenerStream::new(l), exit(sup.clone()));
             let (a, b) = tokio::join!(unix, tcp);

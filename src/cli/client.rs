@@ -6,6 +6,16 @@ use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint, Uri};
 
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/solo";
+
+/// The socket path clients use when none is given: `$SOLO_RUNTIME_DIR`
+/// (or /run/solo) + `/solo.sock`, as the daemon does.
+pub fn default_socket() -> PathBuf {
+    let rt =
+        std::env::var_os("SOLO_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_RUNTIME_DIR));
+    rt.join("solo.sock")
+}
+
 /// Connects to `socket` (a path, or `http://host:port`).
 pub async fn connect(socket: &Path) -> anyhow::Result<SoloClient<Channel>> {
     let s = socket.to_string_lossy();

@@ -14,7 +14,7 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
     if let Command::Doctor = cmd {
         return doctor(g);
     }
-    let socket = g.socket.clone().unwrap_or_else(crate::daemon::default_socket);
+    let socket = g.socket.clone().unwrap_or_else(super::default_socket);
     let mut c = super::connect(&socket).await?;
     match cmd {
         Command::Deploy(a) => {

@@ -6,7 +6,7 @@ mod client;
 mod commands;
 mod output;
 
-pub use client::connect;
+pub use client::{connect, default_socket, DEFAULT_RUNTIME_DIR};
 pub use commands::run;
 
 use clap::{Args, Subcommand, ValueEnum};

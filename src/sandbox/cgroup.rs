@@ -58,14 +58,14 @@ pub enum Backend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot write '{value}' to {path}: {source}")]
-    Write { path: PathBuf, value: String, source: io::Error },
-    #[error("cannot create cgroup {path}: {source}")]
-    Create { path: PathBuf, source: io::Error },
-    #[error("cannot remove cgroup {path}: {source}")]
-    Remove { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {cause}")]
+    Read { path: PathBuf, cause: io::Error },
+    #[error("cannot write '{value}' to {path}: {cause}")]
+    Write { path: PathBuf, value: String, cause: io::Error },
+    #[error("cannot create cgroup {path}: {cause}")]
+    Create { path: PathBuf, cause: io::Error },
+    #[error("cannot remove cgroup {path}: {cause}")]
+    Remove { path: PathBuf, cause: io::Error },
     #[error("the {controller} controller is not available on this host (neither the cgroup v2 tree nor a v1 hierarchy offers it), so {limit} cannot be enforced")]
     MissingController { controller: &'static str, limit: &'static str },
     #[error("no cgroup hierarchy is mounted: mount cgroup2 at /sys/fs/cgroup")]
@@ -73,15 +73,11 @@ pub enum CgroupError {
 }
 
 fn read(path: &Path) -> Result<String, CgroupError> {
-    fs::read_to_string(path).map_err(|source| CgroupError::Read { path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|cause| CgroupError::Read { path: path.to_owned(), cause })
 }
 
 fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
-    fs::write(path, value).map_err(|source| CgroupError::Write {
-        path: path.to_owned(),
-        value: value.to_owned(),
-        source,
-    })
+    fs::write(path, value).map_err(|cause| CgroupError::Write { path: path.to_owned(), value: value.to_owned(), cause })
 }
 
 /// The cgroup layout of this host, as seen from the supervisor's own cgroup.
@@ -182,9 +178,15 @@ impl Layout {
             .and_then(|d| read_file(&d.join("cgroup.controllers")))
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
+        let has_v2 = v2_own.is_some();
         let backend = |c: Controller| -> Backend {
             if !c.v1_only() && v2_controllers.iter().any(|x| x == c.name()) {
                 return Backend::V2;
+            }
+            // With a v2 tree, usage (cpu.stat) and kill (cgroup.kill) come
+            // from it: joining these v1 hierarchies would only add cost.
+            if c.v1_only() && has_v2 {
+                return Backend::Missing;
             }
             for (point, root, ctrls) in &mounts.v1 {
                 if ctrls.iter().any(|x| x == c.name()) {
@@ -294,6 +296,41 @@ impl Layout {
         }
     }
 
+    /// Whether instances must migrate into v1 hierarchies after clone
+    /// (hybrid or legacy hosts); pure v2 places them at clone time.
+    pub fn needs_v1_migration(&self) -> bool {
+        [Controller::Memory, Controller::Cpu, Controller::Pids]
+            .iter()
+            .any(|c| matches!(self.backend(*c), Backend::V1(_)))
+    }
+
+    /// Turns on the kernel's `favordynmods` cgroup mount option, which makes
+    /// task migration (the write to a v1 `cgroup.procs`) cheap: without it
+    /// every migration takes the global threadgroup rwsem for write and
+    /// waits for an RCU grace period (~15 ms here), with it fork/exit take
+    /// a slightly slower read path instead. Returns whether it is on.
+    pub fn enable_favordynmods(&self) -> Result<bool, CgroupError> {
+        let mi = read(Path::new("/proc/self/mountinfo"))?;
+        let Some(m) = cgroup2_mount(&mi) else { return Ok(false) };
+        if m.favordynmods {
+            return Ok(true);
+        }
+        // A cgroup2 remount resets every option it is not given, and
+        // MS_REMOUNT resets per-mount flags: carry both over.
+        let mut data: Vec<&str> = m.super_opts.split(',').filter(|o| !matches!(*o, "rw" | "ro" | "")).collect();
+        data.push("favordynmods");
+        let data = data.join(",");
+        let err = |e: super::sys::Errno| CgroupError::Write {
+            path: m.point.clone(),
+            value: format!("remount,{data}"),
+            cause: e.into(),
+        };
+        let target = super::sys::cstring(&m.point.display().to_string()).map_err(err)?;
+        let cdata = super::sys::cstring(&data).map_err(err)?;
+        super::sys::remount(&target, m.mount_flags, &cdata).map_err(err)?;
+        Ok(true)
+    }
+
     /// Names of instance cgroups that exist under our base (leftovers of a
     /// previous run are found this way).
     pub fn existing(&self) -> Vec<String> {
@@ -323,11 +360,52 @@ impl Layout {
     }
 }
 
+/// The cgroup2 mount as `/proc/self/mountinfo` describes it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Cgroup2Mount {
+    pub point: PathBuf,
+    /// `MS_*` per-mount flags to keep on remount.
+    pub mount_flags: u64,
+    pub super_opts: String,
+    pub favordynmods: bool,
+}
+
+pub fn cgroup2_mount(mountinfo: &str) -> Option<Cgroup2Mount> {
+    mountinfo.lines().find_map(|line| {
+        let (pre, post) = line.split_once(" - ")?;
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let mut post = post.split(' ');
+        if post.next()? != "cgroup2" {
+            return None;
+        }
+        let super_opts = post.nth(1).unwrap_or("").to_owned();
+        let mut mount_flags = 0u64;
+        for o in pre.get(5)?.split(',') {
+            mount_flags |= match o {
+                "ro" => libc::MS_RDONLY,
+                "nosuid" => libc::MS_NOSUID,
+                "nodev" => libc::MS_NODEV,
+                "noexec" => libc::MS_NOEXEC,
+                "relatime" => libc::MS_RELATIME,
+                "noatime" => libc::MS_NOATIME,
+                "nodiratime" => libc::MS_NODIRATIME,
+                _ => 0,
+            };
+        }
+        Some(Cgroup2Mount {
+            point: PathBuf::from(pre.get(4)?),
+            mount_flags,
+            favordynmods: super_opts.split(',').any(|o| o == "favordynmods"),
+            super_opts,
+        })
+    })
+}
+
 fn mkdir(p: &Path) -> Result<(), CgroupError> {
     match fs::create_dir(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(CgroupError::Create { path: p.to_owned(), source }),
+        Err(cause) => Err(CgroupError::Create { path: p.to_owned(), cause }),
     }
 }
 
@@ -523,8 +601,8 @@ impl InstanceCgroup {
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_millis(2));
                     }
-                    Err(source) => {
-                        first.get_or_insert(CgroupError::Remove { path: d.clone(), source });
+                    Err(cause) => {
+                        first.get_or_insert(CgroupError::Remove { path: d.clone(), cause });
                         break;
                     }
                 }
@@ -546,14 +624,13 @@ impl InstanceCgroup {
         } else {
             self.v1_dir(Controller::Pids).map(|d| num(d.join("pids.current"))).unwrap_or(0)
         };
-        let cpu_usage_usec = if let Some(d) = self.v1_dir(Controller::Cpuacct) {
-            num(d.join("cpuacct.usage")) / 1000
-        } else {
-            self.v2
-                .as_ref()
-                .and_then(|d| fs::read_to_string(d.join("cpu.stat")).ok())
-                .and_then(|s| stat_field(&s, "usage_usec"))
-                .unwrap_or(0)
+        let cpu_usage_usec = match (&self.v2, self.v1_dir(Controller::Cpuacct)) {
+            // cpu.stat's usage_usec exists in every v2 cgroup, controller or not.
+            (Some(d), _) => {
+                fs::read_to_string(d.join("cpu.stat")).ok().and_then(|s| stat_field(&s, "usage_usec")).unwrap_or(0)
+            }
+            (None, Some(d)) => num(d.join("cpuacct.usage")) / 1000,
+            (None, None) => 0,
         };
         Usage { memory_bytes, cpu_usage_usec, pids }
     }
@@ -608,6 +685,10 @@ mod tests {
         assert_eq!(l.v2_own.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
         assert_eq!(*l.backend(Controller::Memory), Backend::V1("/sys/fs/cgroup/memory/process_api/abc".into()));
         assert_eq!(*l.backend(Controller::Pids), Backend::V1("/sys/fs/cgroup/pids".into()));
+        // The v2 tree gives usage and kill: no cpuacct or freezer joins.
+        assert_eq!(*l.backend(Controller::Cpuacct), Backend::Missing);
+        assert_eq!(*l.backend(Controller::Freezer), Backend::Missing);
+        assert!(l.needs_v1_migration());
         let i = l.instance("web.0");
         assert_eq!(i.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified/solo-t/web.0")));
         assert!(i
@@ -628,6 +709,21 @@ mod tests {
         assert_eq!(*l.backend(Controller::Freezer), Backend::Missing);
         assert!(l.instance("a.0").v1.is_empty());
         assert_eq!(l.mode(), "unified (cgroup v2)");
+        assert!(!l.needs_v1_migration());
+    }
+
+    #[test]
+    fn favordynmods_detection() {
+        let on = "31 22 0:27 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,favordynmods\n";
+        let off = "31 22 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+        let m = cgroup2_mount(on).expect("on");
+        assert!(m.favordynmods);
+        assert_eq!(m.point, PathBuf::from("/sys/fs/cgroup/unified"));
+        let m = cgroup2_mount(off).expect("off");
+        assert!(!m.favordynmods);
+        assert_eq!(m.mount_flags, libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME);
+        assert_eq!(m.super_opts, "rw,nsdelegate,memory_recursiveprot");
+        assert_eq!(cgroup2_mount("1 2 0:1 / / rw - ext4 /dev/vda rw\n"), None);
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Step {
             Step::Prepare => "open the program and cgroup files as root before forking, so the child only makes raw syscalls on ready descriptors",
             Step::Clone => "clone3 with CLONE_INTO_CGROUP places the child in its v2 cgroup atomically (no window outside its limits) and CLONE_PIDFD gives a race-free handle",
             Step::JoinCgroups => "on hybrid hosts join each v1 hierarchy (memory, cpu, pids) before anything else runs, so every later byte and fork is accounted and limited",
-            Step::ResetSignals => "clear the launcher's blocked-signal mask and restore SIGPIPE, so the service sees default signal behaviour",
+            Step::ResetSignals => "clear the blocked-signal mask and reset every signal to its default (ignored signals survive exec), so the service sees default signal behaviour",
             Step::NewSession => "setsid: a new session and process group, so signals aimed at the supervisor's group or terminal never reach the service",
             Step::Stdio => "stdin from /dev/null, stdout/stderr to the supervisor's log pipes: the only descriptors 0-2 the service gets",
             Step::Rlimits => "set RLIMIT_NOFILE and RLIMIT_CORE while still root, so hard limits are set before the uid that could only lower them takes over",
@@ -203,7 +203,7 @@ pub fn apply(p: &Prepared) -> StepError {
 
 fn run(p: &Prepared) -> Result<std::convert::Infallible, StepError> {
     join_cgroups(p)?;
-    at(Step::ResetSignals, sys::unblock_all_signals().and_then(|()| sys::default_signal(libc::SIGPIPE)))?;
+    at(Step::ResetSignals, sys::unblock_all_signals().and_then(|()| sys::reset_all_signals()))?;
     at(Step::NewSession, sys::setsid())?;
     stdio(p)?;
     rlimits(p)?;

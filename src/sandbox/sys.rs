@@ -416,6 +416,23 @@ pub fn force_socket_buffers(fd: &OwnedFd, bytes: i32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `SO_SNDBUF`/`SO_RCVBUF` (capped by the system maximum).
+pub fn set_socket_buffers(fd: &OwnedFd, bytes: i32) -> Result<(), Errno> {
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: a valid int option value of the right length.
+        check_int(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        })?;
+    }
+    Ok(())
+}
+
 pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
     // SAFETY: fcntl with integer arguments on a descriptor we own.
     let flags = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
@@ -613,3 +630,48 @@ pub fn try_lock_exclusive(f: &std::fs::File) -> bool {
     // SAFETY: flock on a descriptor we own.
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
+
+/// `mount(NULL, target, NULL, MS_REMOUNT | flags, data)`.
+pub fn remount(target: &CStr, flags: u64, data: &CStr) -> Result<(), Errno> {
+    // SAFETY: valid NUL-terminated strings; a remount changes no memory of ours.
+    check_int(unsafe {
+        libc::mount(std::ptr::null(), target.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | flags, data.as_ptr().cast())
+    })?;
+    Ok(())
+}
+
+/// Sets the file mode creation mask.
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask) };
+}
+
+/// Restores the default disposition of every signal that has one to
+/// restore: ignored signals survive exec, and the service must not inherit
+/// whatever the supervisor's own parent ignored.
+pub fn reset_all_signals() -> Result<(), Errno> {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // Some real-time signals are reserved by libc (EINVAL): skip them.
+        match default_signal(sig) {
+            Err(e) if e.0 == libc::EINVAL => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Whether capability `cap` is in this process's effective set (from
+/// `/proc/self/status`, which needs no libcap).
+pub fn has_effective_capability(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("CapEff:")).map(|l| l[7..].trim().to_owned()))
+        .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
+        .is_some_and(|mask| cap < 64 && mask & (1u64 << cap) != 0)
+}
+
+/// `CAP_SYS_RESOURCE` from `<linux/capability.h>`.
+pub const CAP_SYS_RESOURCE: u32 = 24;

@@ -152,6 +152,27 @@ impl Limits {
     pub const MAX_OPEN_FILES: u32 = 1_048_576;
 }
 
+/// Limit defaults a sandbox profile provides (unset = Solo's default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProfileDefaults {
+    pub memory_bytes: Option<u64>,
+    pub max_pids: Option<u32>,
+    pub cpu_weight: Option<u32>,
+    pub max_open_files: Option<u32>,
+}
+
+impl ProfileDefaults {
+    /// Each value from `self`, else from `parent`.
+    pub fn or(self, parent: ProfileDefaults) -> ProfileDefaults {
+        ProfileDefaults {
+            memory_bytes: self.memory_bytes.or(parent.memory_bytes),
+            max_pids: self.max_pids.or(parent.max_pids),
+            cpu_weight: self.cpu_weight.or(parent.cpu_weight),
+            max_open_files: self.max_open_files.or(parent.max_open_files),
+        }
+    }
+}
+
 /// Restart policy with every default resolved (OTP-style intensity limit).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RestartSpec {

@@ -2,7 +2,9 @@
 //! (as its path in the request, e.g. `spec.limits.memory_bytes`) and the
 //! reason, and says which gRPC code it maps to.
 
-use super::{ArtifactSpec, Limits, RestartPolicy, RestartSpec, ServiceId, ServiceSpec, Tier, INTERPRETERS};
+use super::{
+    ArtifactSpec, Limits, ProfileDefaults, RestartPolicy, RestartSpec, ServiceId, ServiceSpec, Tier, INTERPRETERS,
+};
 use std::collections::BTreeMap;
 
 /// Which status code a validation failure maps to.
@@ -112,7 +114,10 @@ pub struct RawSpec {
 #[derive(Debug, Clone)]
 pub struct Validator {
     pub upload_limit: u64,
-    pub profiles: Vec<String>,
+    /// Known profiles and the limit defaults each provides.
+    pub profiles: BTreeMap<String, ProfileDefaults>,
+    /// The largest RLIMIT_NOFILE the launcher can grant on this host.
+    pub max_open_files: u32,
 }
 
 impl Validator {
@@ -126,7 +131,17 @@ impl Validator {
         let artifact = self.artifact(raw.artifact)?;
         let (args, env) = args_env(raw.args, raw.env)?;
         let profile = self.profile(raw.profile)?;
-        let limits = limits(&limits_raw, tier)?;
+        let defaults = self.profiles.get(&profile).copied().unwrap_or_default();
+        let limits = limits(&limits_raw, tier, &defaults)?;
+        if limits.max_open_files > self.max_open_files {
+            return Err(FieldError::invalid(
+                "spec.limits.max_open_files",
+                format!(
+                    "{} is above what this host lets the supervisor grant ({}: its hard RLIMIT_NOFILE, and it lacks CAP_SYS_RESOURCE to go higher)",
+                    limits.max_open_files, self.max_open_files
+                ),
+            ));
+        }
         let restart = restart?;
         let replicas = match raw.replicas {
             0 => 1,
@@ -246,12 +261,13 @@ impl Validator {
 
     fn profile(&self, p: String) -> Result<String, FieldError> {
         let p = if p.is_empty() { "default".to_owned() } else { p };
-        if self.profiles.contains(&p) {
+        if self.profiles.contains_key(&p) {
             Ok(p)
         } else {
+            let known: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
             Err(FieldError::invalid(
                 "spec.profile",
-                format!("unknown profile '{}' (known: {})", p.escape_debug(), self.profiles.join(", ")),
+                format!("unknown profile '{}' (known: {})", p.escape_debug(), known.join(", ")),
             ))
         }
     }
@@ -327,9 +343,9 @@ fn raw_limits(r: &RawSpec) -> RawLimits {
     }
 }
 
-fn limits(r: &RawLimits, tier: Tier) -> Result<Limits, FieldError> {
+fn limits(r: &RawLimits, tier: Tier, d: &ProfileDefaults) -> Result<Limits, FieldError> {
     let memory_bytes = match r.memory_bytes {
-        0 => Limits::DEFAULT_MEMORY,
+        0 => d.memory_bytes.unwrap_or(Limits::DEFAULT_MEMORY),
         n if n < Limits::MIN_MEMORY => {
             return Err(FieldError::invalid(
                 "spec.limits.memory_bytes",
@@ -362,7 +378,7 @@ fn limits(r: &RawLimits, tier: Tier) -> Result<Limits, FieldError> {
     };
     let cpu_weight = match r.cpu_weight {
         0 if tier == Tier::System => Limits::DEFAULT_SYSTEM_CPU_WEIGHT,
-        0 => Limits::DEFAULT_CPU_WEIGHT,
+        0 => d.cpu_weight.unwrap_or(Limits::DEFAULT_CPU_WEIGHT),
         n if n > Limits::MAX_CPU_WEIGHT => {
             return Err(FieldError::invalid(
                 "spec.limits.cpu_weight",
@@ -382,7 +398,7 @@ fn limits(r: &RawLimits, tier: Tier) -> Result<Limits, FieldError> {
         n => Some(n),
     };
     let max_pids = match r.max_pids {
-        0 => Limits::DEFAULT_MAX_PIDS,
+        0 => d.max_pids.unwrap_or(Limits::DEFAULT_MAX_PIDS),
         n if n > Limits::MAX_PIDS => {
             return Err(FieldError::invalid(
                 "spec.limits.max_pids",
@@ -392,7 +408,7 @@ fn limits(r: &RawLimits, tier: Tier) -> Result<Limits, FieldError> {
         n => n,
     };
     let max_open_files = match r.max_open_files {
-        0 => Limits::DEFAULT_MAX_OPEN_FILES,
+        0 => d.max_open_files.unwrap_or(Limits::DEFAULT_MAX_OPEN_FILES),
         n if !(16..=Limits::MAX_OPEN_FILES).contains(&n) => {
             return Err(FieldError::invalid(
                 "spec.limits.max_open_files",
@@ -487,7 +503,12 @@ mod tests {
     use super::*;
 
     fn v() -> Validator {
-        Validator { upload_limit: 1024, profiles: vec!["default".into(), "strict".into()] }
+        let strict = ProfileDefaults { memory_bytes: Some(64 << 20), max_pids: Some(8), ..Default::default() };
+        Validator {
+            upload_limit: 1024,
+            profiles: [("default".to_owned(), ProfileDefaults::default()), ("strict".to_owned(), strict)].into(),
+            max_open_files: Limits::MAX_OPEN_FILES,
+        }
     }
 
     fn ok_raw() -> RawSpec {
@@ -607,6 +628,18 @@ mod tests {
             mutate(&mut r);
             assert_eq!(field_of(r), field);
         }
+    }
+
+    #[test]
+    fn profile_limits_are_defaults_the_request_can_override() {
+        let mut r = ok_raw();
+        r.profile = "strict".into();
+        let s = v().service(r).expect("valid");
+        assert_eq!((s.limits.memory_bytes, s.limits.max_pids), (64 << 20, 8));
+        let mut r = ok_raw();
+        r.profile = "strict".into();
+        r.max_pids = 4;
+        assert_eq!(v().service(r).expect("valid").limits.max_pids, 4);
     }
 
     #[test]

@@ -41,19 +41,21 @@ const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL
      );
      CREATE INDEX events_by_service ON events(service, seq);",
+    // 2: why a service failed (intensity limit), kept across restarts.
+    "ALTER TABLE services ADD COLUMN failure TEXT NOT NULL DEFAULT '';",
 ];
 
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
     let current: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|source| StoreError::Migrate { version: 0, source })?;
+        .map_err(|cause| StoreError::Migrate { version: 0, cause })?;
     let known = MIGRATIONS.len() as u32;
     if current > known {
         return Err(StoreError::TooNew { found: current, known });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as u32 + 1;
-        let err = |source| StoreError::Migrate { version, source };
+        let err = |cause| StoreError::Migrate { version, cause };
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(sql).map_err(err)?;
         tx.pragma_update(None, "user_version", version).map_err(err)?;

@@ -12,20 +12,20 @@ use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open state database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
-    #[error("state database migration {version} failed: {source}")]
-    Migrate { version: u32, source: rusqlite::Error },
+    #[error("cannot open state database {path}: {cause}")]
+    Open { path: PathBuf, cause: rusqlite::Error },
+    #[error("state database migration {version} failed: {cause}")]
+    Migrate { version: u32, cause: rusqlite::Error },
     #[error("state database is from a newer solo (schema {found}, this binary knows {known})")]
     TooNew { found: u32, known: u32 },
-    #[error("state database {op}: {source}")]
-    Query { op: &'static str, source: rusqlite::Error },
+    #[error("state database {op}: {cause}")]
+    Query { op: &'static str, cause: rusqlite::Error },
     #[error("a service with id '{0}' already exists")]
     Exists(String),
 }
 
 fn q(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Query { op, source }
+    move |cause| StoreError::Query { op, cause }
 }
 
 /// Whether the supervisor should keep a service running.
@@ -55,6 +55,8 @@ pub struct ServiceRow {
     /// The revision's stored spec and artifact reference (JSON).
     pub spec_json: String,
     pub artifact_json: String,
+    /// Why the service failed; empty when it has not.
+    pub failure: String,
 }
 
 /// One event as stored.
@@ -76,7 +78,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        let open_err = |cause| StoreError::Open { path: path.to_owned(), cause };
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
@@ -123,6 +125,14 @@ impl Store {
         Ok(())
     }
 
+    /// Records why a service failed (empty string clears it).
+    pub fn set_failure(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("UPDATE services SET failure = ?2 WHERE id = ?1", params![id, reason])
+            .map_err(q("record failure"))?;
+        Ok(())
+    }
+
     /// Deletes a service, its revisions and instances (events are kept).
     pub fn delete_service(&self, id: &str) -> Result<(), StoreError> {
         let mut c = self.conn();
@@ -138,7 +148,7 @@ impl Store {
         let c = self.conn();
         let mut st = c
             .prepare(
-                "SELECT s.id, s.desired, s.revision, s.uid, s.created_at_ms, r.spec_json, r.artifact_json
+                "SELECT s.id, s.desired, s.revision, s.uid, s.created_at_ms, r.spec_json, r.artifact_json, s.failure
                  FROM services s JOIN revisions r ON r.service_id = s.id AND r.revision = s.revision
                  ORDER BY s.id",
             )
@@ -154,6 +164,7 @@ impl Store {
                     created_at_ms: r.get(4)?,
                     spec_json: r.get(5)?,
                     artifact_json: r.get(6)?,
+                    failure: r.get(7)?,
                 })
             })
             .map_err(q("list services"))?;
@@ -246,6 +257,7 @@ mod tests {
             created_at_ms: 1,
             spec_json: "{}".into(),
             artifact_json: "{}".into(),
+            failure: String::new(),
         }
     }
 
@@ -256,9 +268,11 @@ mod tests {
         s.insert_service(&row("a", 61184)).expect("insert");
         assert!(matches!(s.insert_service(&row("a", 61185)), Err(StoreError::Exists(_))));
         s.set_desired("a", Desired::Stopped).expect("desired");
+        s.set_failure("a", "too many restarts").expect("failure");
         let all = s.services().expect("list");
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].desired, Desired::Stopped);
+        assert_eq!(all[0].failure, "too many restarts");
         assert_eq!(s.used_uids().expect("uids"), vec![61184]);
         s.delete_service("a").expect("delete");
         assert!(s.services().expect("list").is_empty());

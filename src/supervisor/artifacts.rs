@@ -43,8 +43,8 @@ impl ArtifactRef {
 pub enum ArtifactError {
     #[error(transparent)]
     Field(#[from] FieldError),
-    #[error("cannot store artifact in {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot store artifact in {path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
 }
 
 pub struct ArtifactStore {
@@ -52,7 +52,7 @@ pub struct ArtifactStore {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
-    move |source| ArtifactError::Io { path: path.to_owned(), source }
+    move |cause| ArtifactError::Io { path: path.to_owned(), cause }
 }
 
 impl ArtifactStore {
@@ -112,7 +112,7 @@ impl ArtifactStore {
             .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = r {
             let _ = std::fs::remove_file(&tmp);
-            return Err(ArtifactError::Io { path, source: e });
+            return Err(ArtifactError::Io { path, cause: e });
         }
         Ok((path, sha))
     }
@@ -154,7 +154,33 @@ fn host_path(path: &str) -> Result<ArtifactRef, ArtifactError> {
         )
         .into());
     }
+    // The launcher opens the file as root: make sure the service's uid could
+    // reach it itself, so host_path cannot run what sits in a root-only dir.
+    for dir in Path::new(path).ancestors().skip(1) {
+        let m = std::fs::metadata(dir).map_err(|e| FieldError::invalid(field, format!("'{}': {e}", dir.display())))?;
+        if m.mode() & 0o001 == 0 {
+            return Err(FieldError::invalid(
+                field,
+                format!(
+                    "'{path}' is inside {} (mode {:o}), which other users cannot enter",
+                    dir.display(),
+                    m.mode() & 0o7777
+                ),
+            )
+            .into());
+        }
+    }
     let bytes = std::fs::read(path).map_err(|e| FieldError::invalid(field, format!("'{path}': {e}")))?;
+    if bytes.starts_with(b"#!") {
+        return Err(FieldError::invalid(
+            field,
+            format!("'{path}' is a script (#!); deploy it as a script artifact (--script FILE --interpreter NAME)"),
+        )
+        .into());
+    }
+    if !bytes.starts_with(b"\x7fELF") {
+        return Err(FieldError::invalid(field, format!("'{path}' is not an ELF executable")).into());
+    }
     Ok(ArtifactRef {
         kind: "host_path".into(),
         sha256: hex::encode(Sha256::digest(&bytes)),

@@ -56,6 +56,7 @@ impl Supervisor {
                 created_at_ms,
                 spec_json: crate::spec::to_json(&stored),
                 artifact_json: serde_json::to_string(&artifact).map_err(|e| Error::Internal(e.to_string()))?,
+                failure: String::new(),
             };
             // Desired state first: a crash from here on still brings it up.
             self.store.insert_service(&row).map_err(|e| match e {

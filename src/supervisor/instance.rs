@@ -41,7 +41,13 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
             svc.update(replica, |i, _| i.state = InstanceState::Exited);
             return;
         }
-        svc.update(replica, |i, _| i.state = InstanceState::Starting);
+        svc.update(replica, |i, _| {
+            i.state = InstanceState::Starting;
+            // Every attempt after the first is a restart, launched or not.
+            if restarting.is_some() {
+                i.restart_count += 1;
+            }
+        });
         let cg = svc.runtime().instances[replica as usize].cgroup.clone();
         let started = Instant::now();
         let ended = match launch(sup, svc, replica, &cg).await {
@@ -99,6 +105,11 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
                     i.state = InstanceState::Failed;
                     *failure = Some(reason.clone());
                 });
+                // Remembered across daemon restarts: a failed service is not
+                // silently retried by a restart of the supervisor.
+                if let Err(e) = sup.store.set_failure(svc.id(), &reason) {
+                    tracing::warn!(error = %e, "cannot record the failure");
+                }
                 let mut ev = Event::new(EventKind::Failed, svc.id(), replica);
                 ev.message = reason;
                 ev.exit = Some(exit);
@@ -137,9 +148,6 @@ fn on_running(sup: &Supervisor, svc: &Service, replica: u32, sp: &Spawned, resta
         i.spawn_us = sp.spawn_us;
         i.launch_error = None;
         i.ever_running = true;
-        if restarting.is_some() {
-            i.restart_count += 1;
-        }
         i.restart_count
     });
     let mut ev = match restarting {

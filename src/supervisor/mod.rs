@@ -23,7 +23,7 @@ pub use deploy::DeployOutcome;
 pub use query::{InstanceView, ListFilter, ServiceView};
 
 use crate::sandbox::cgroup::{CgroupError, Layout};
-use crate::spec::{FieldError, Validator};
+use crate::spec::{FieldError, ProfileDefaults, Validator};
 use crate::store::{Store, StoreError};
 use artifacts::{ArtifactError, ArtifactStore};
 use events::Bus;
@@ -45,6 +45,8 @@ pub struct Config {
     /// The solo binary, exec'd as the launcher.
     pub exe: PathBuf,
     pub service_cwd: String,
+    /// Turn on `favordynmods` where v1 migration is needed.
+    pub favordynmods: bool,
     pub log: logs::LogConfig,
 }
 
@@ -100,15 +102,24 @@ pub struct Supervisor {
 impl Supervisor {
     /// Opens state, prepares cgroups, starts the launcher and brings every
     /// desired service back.
-    pub async fn start(config: Config, profiles: Vec<String>) -> Result<Arc<Self>, Error> {
+    pub async fn start(config: Config, profiles: BTreeMap<String, ProfileDefaults>) -> Result<Arc<Self>, Error> {
         let store = Arc::new(Store::open(&config.state_dir.join("solo.db"))?);
         let layout = Layout::detect(&config.cgroup_tag)?;
         layout.prepare()?;
+        if config.favordynmods && layout.needs_v1_migration() {
+            match layout.enable_favordynmods() {
+                Ok(true) => tracing::info!("cgroup2 favordynmods is on: joining v1 hierarchies is cheap"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot turn on favordynmods; each spawn waits for an RCU grace period")
+                }
+            }
+        }
         let artifacts = ArtifactStore::open(&config.state_dir)?;
         let launcher = launch::Launcher::new(config.exe.clone());
         launcher.start().await.map_err(|e| Error::Precondition(e.to_string()))?;
         let sup = Arc::new(Supervisor {
-            validator: Validator { upload_limit: config.upload_limit, profiles },
+            validator: Validator { upload_limit: config.upload_limit, profiles, max_open_files: grantable_nofile() },
             bus: Arc::new(Bus::new(store.clone())),
             store,
             layout,
@@ -157,4 +168,19 @@ impl Supervisor {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The largest RLIMIT_NOFILE a service can be given: anything up to
+/// `fs.nr_open` with CAP_SYS_RESOURCE, else our own hard limit.
+fn grantable_nofile() -> u32 {
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(u64::from(crate::spec::Limits::MAX_OPEN_FILES));
+    let cap = if crate::sandbox::sys::has_effective_capability(crate::sandbox::sys::CAP_SYS_RESOURCE) {
+        nr_open
+    } else {
+        crate::sandbox::sys::getrlimit(libc::RLIMIT_NOFILE).map(|(_, hard)| hard).unwrap_or(1024).min(nr_open)
+    };
+    cap.min(u64::from(crate::spec::Limits::MAX_OPEN_FILES)) as u32
 }

@@ -40,7 +40,12 @@ pub async fn run(sup: &Arc<Supervisor>) -> Result<(), Error> {
         };
         let svc = sup.build(spec, artifact, row.revision, row.uid, row.created_at_ms, row.desired);
         sup.insert(svc.clone());
-        if row.desired == Desired::Running {
+        if !row.failure.is_empty() {
+            svc.mark_failed(&row.failure);
+            let mut ev = Event::new(EventKind::Failed, &row.id, 0);
+            ev.message = format!("restored as failed, not restarted: {}", row.failure);
+            sup.bus.emit(ev);
+        } else if row.desired == Desired::Running {
             let mut ev = Event::new(EventKind::Deployed, &row.id, 0);
             ev.message = format!("restored revision {} from the state database", row.revision);
             sup.bus.emit(ev);

@@ -182,6 +182,15 @@ impl Service {
         self.changed.notify_waiters();
     }
 
+    /// Marks every instance failed with `reason` (a restored failure).
+    pub fn mark_failed(&self, reason: &str) {
+        let mut rt = self.runtime();
+        rt.failure = Some(reason.to_owned());
+        for i in &mut rt.instances {
+            i.state = InstanceState::Failed;
+        }
+    }
+
     /// The service's state, derived from its instances.
     pub fn state(&self) -> ServiceState {
         let rt = self.runtime();
