@@ -282,3 +282,45 @@ fn host_path_must_be_an_elf_reachable_by_services() {
     assert!(err.contains("which other users cannot enter"), "{err}");
     d.ok(&["deploy", "x", "--host-path", "/bin/sleep", "--arg", "100", "--wait"]);
 }
+
+#[test]
+fn serve_refuses_to_run_without_root() {
+    if !require_root("serve_refuses_to_run_without_root") {
+        return;
+    }
+    // Drop to nobody with setpriv (util-linux) and try to start the daemon.
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(common::solo_bin())
+        .args(["serve", "--state-dir", "/nonexistent/state", "--runtime-dir", "/nonexistent/run"])
+        .output()
+        .expect("setpriv (util-linux) must be installed");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("solo serve must run as root") && err.contains("sudo"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn socket_is_private_and_tcp_listener_serves_the_same_api() {
+    if !require_root("socket_is_private_and_tcp_listener_serves_the_same_api") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    // Find a free loopback port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Daemon::start_with(&["--listen", &addr]);
+    let mode = std::fs::metadata(&d.socket).expect("socket").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let url = format!("http://{addr}");
+    let mut tcp = solo::cli::connect(std::path::Path::new(&url)).await.expect("tcp connect");
+    let tiny = std::fs::read(program("tiny")).expect("tiny");
+    tcp.deploy(deploy(spec("over-tcp", tiny))).await.expect("deploy over tcp");
+    let out = d.ok(&["ls"]);
+    assert!(out.contains("over-tcp"), "{out}");
+    let via_cli = std::process::Command::new(common::solo_bin())
+        .args(["--socket", &url, "status", "over-tcp"])
+        .output()
+        .expect("cli");
+    assert!(via_cli.status.success(), "{}", String::from_utf8_lossy(&via_cli.stderr));
+}
