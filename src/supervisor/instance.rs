@@ -21,13 +21,18 @@ pub fn start(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32) {
     svc.alive.send_modify(|n| *n += 1);
     tokio::spawn(async move {
         run(&sup, &svc, replica).await;
+        // The cgroup lives as long as the task (it is reused across
+        // restarts); whatever path ended the task, it goes now.
+        let cg = svc.runtime().instances[replica as usize].cgroup.clone();
+        cleanup(&cg).await;
         svc.alive.send_modify(|n| *n -= 1);
         svc.changed.notify_waiters();
     });
 }
 
 enum Ended {
-    Exit(Exit),
+    /// The process exited by itself, observed at this instant.
+    Exit(Exit, Instant),
     Stopped(Exit),
 }
 
@@ -36,6 +41,7 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
     let mut tracker = Tracker::default();
     // (when the previous instance exited, the backoff delay before this start)
     let mut restarting: Option<(Instant, Duration)> = None;
+    let mut created = false;
     loop {
         if stop_rx.borrow().is_some() {
             svc.update(replica, |i, _| i.state = InstanceState::Exited);
@@ -50,14 +56,14 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
         });
         let cg = svc.runtime().instances[replica as usize].cgroup.clone();
         let started = Instant::now();
-        let ended = match launch(sup, svc, replica, &cg).await {
+        let ended = match launch(sup, svc, replica, &cg, &mut created).await {
             Ok(sp) => {
                 on_running(sup, svc, replica, &sp, restarting.take());
                 supervise(sup, svc, replica, &cg, sp, &mut stop_rx).await
             }
             Err(e) => {
                 let msg = format!("launch failed: {e}");
-                cleanup(&cg).await;
+                empty(&cg).await;
                 svc.update(replica, |i, _| {
                     i.launch_error = Some(msg.clone());
                     i.pid = 0;
@@ -65,12 +71,10 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
                 let mut ev = Event::new(EventKind::LaunchFailed, svc.id(), replica);
                 ev.message = msg.clone();
                 sup.bus.emit(ev);
-                Ended::Exit(Exit {
-                    how: ExitHow::Code(127),
-                    oom_killed: false,
-                    at_ms: super::events::now_ms(),
-                    reason: msg,
-                })
+                Ended::Exit(
+                    Exit { how: ExitHow::Code(127), oom_killed: false, at_ms: super::events::now_ms(), reason: msg },
+                    Instant::now(),
+                )
             }
         };
         let exit = match ended {
@@ -84,8 +88,9 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
                 record(sup, svc, replica);
                 return;
             }
-            Ended::Exit(exit) => exit,
+            Ended::Exit(exit, at) => (exit, at),
         };
+        let (exit, exited_at) = exit;
         let now = Instant::now();
         let decision =
             restart::decide(&svc.spec.restart, &exit, now - started, now, &mut tracker, rand::random::<f64>());
@@ -128,7 +133,7 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop_rx.wait_for(|s| s.is_some()) => {}
                 }
-                restarting = Some((now, delay));
+                restarting = Some((exited_at, delay));
             }
         }
     }
@@ -195,6 +200,7 @@ async fn launch(
     svc: &Arc<Service>,
     replica: u32,
     cg: &InstanceCgroup,
+    created: &mut bool,
 ) -> Result<Spawned, String> {
     let l = &svc.spec.limits;
     let limits = CgroupLimits {
@@ -204,11 +210,13 @@ async fn launch(
         cpu_max_millicores: l.cpu_max_millicores,
         max_pids: l.max_pids,
     };
-    // A leftover from a crashed daemon would hold stale processes.
-    if cg.populated() {
-        cleanup(cg).await;
+    // Created once per instance task and reused across restarts.
+    if !*created {
+        // A leftover from a crashed daemon would hold stale processes.
+        empty(cg).await;
+        cg.create(&limits).map_err(|e| format!("step cgroup: {e}"))?;
+        *created = true;
     }
-    cg.create(&limits).map_err(|e| format!("step cgroup: {e}"))?;
     let (out_r, out_w) = sys::pipe(0).map_err(|e| format!("step pipes: {e}"))?;
     let (err_r, err_w) = sys::pipe(0).map_err(|e| format!("step pipes: {e}"))?;
     let plan = plan(sup, svc, replica, cg);
@@ -274,6 +282,7 @@ async fn supervise(
         st = &mut exit_rx => Some(st),
         _ = stop_rx.wait_for(|s| s.is_some()) => None,
     };
+    let exited_at = Instant::now();
     let (status, stopped) = match status {
         Some(st) => (st.unwrap_or(WaitStatus::Signaled(libc::SIGKILL)), false),
         None => {
@@ -284,7 +293,7 @@ async fn supervise(
     };
     let oom = cg.oom_kills() > oom_before;
     // Whatever the main process left behind goes with it.
-    cleanup(cg).await;
+    empty(cg).await;
     let how = match status {
         WaitStatus::Exited(c) => ExitHow::Code(c),
         WaitStatus::Signaled(s) => ExitHow::Signal(s),
@@ -304,7 +313,7 @@ async fn supervise(
     if stopped {
         Ended::Stopped(exit)
     } else {
-        Ended::Exit(exit)
+        Ended::Exit(exit, exited_at)
     }
 }
 
@@ -329,8 +338,11 @@ async fn stop(
     }
 }
 
-/// Kills anything left in the cgroup and removes its directories.
-pub async fn cleanup(cg: &InstanceCgroup) {
+/// Kills anything left in the cgroup (it stays, for the next start).
+async fn empty(cg: &InstanceCgroup) {
+    if !cg.populated() {
+        return;
+    }
     let cg = cg.clone();
     let _ = tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -338,6 +350,15 @@ pub async fn cleanup(cg: &InstanceCgroup) {
             cg.kill_all();
             std::thread::sleep(Duration::from_millis(1));
         }
+    })
+    .await;
+}
+
+/// Kills anything left in the cgroup and removes its directories.
+pub async fn cleanup(cg: &InstanceCgroup) {
+    empty(cg).await;
+    let cg = cg.clone();
+    let _ = tokio::task::spawn_blocking(move || {
         if let Some(e) = cg.remove() {
             tracing::warn!(error = %e, "cgroup left behind");
         }
