@@ -35,9 +35,10 @@ COPY --from=build /out/solo /usr/local/bin/solo
 # State (database, artifacts, service logs) outlives the container.
 VOLUME ["/var/lib/solo"]
 # Runs as root on purpose: solo serve creates a cgroup per service and
-# switches each service to its own uid.
-# umask 077 keeps the database and logs private (the state dir is
-# traversable by service uids); exec keeps solo serve as PID 1 so it
-# receives SIGTERM from `docker stop` and stops its services gracefully.
-ENTRYPOINT ["/bin/sh", "-c", "umask 077 && exec /usr/local/bin/solo serve \"$@\"", "solo"]
+# switches each service to its own uid. It sets umask 077 itself, so the
+# database and logs stay private (the state dir is traversable by service
+# uids). The exec form keeps solo serve as PID 1, so it receives SIGTERM
+# from `docker stop` and stops its services gracefully; arguments given to
+# `docker run` are appended to `solo serve`.
+ENTRYPOINT ["/usr/local/bin/solo", "serve"]
 CMD []

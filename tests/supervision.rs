@@ -54,6 +54,10 @@ fn deploy_runs_in_own_cgroup_as_own_uid() {
     assert_eq!(field("Groups:").trim(), "Groups:");
     assert!(field("CapEff:").ends_with("0000000000000000"), "{}", field("CapEff:"));
     assert!(field("NoNewPrivs:").ends_with('1'));
+    // Default signal state: nothing blocked or ignored was inherited (the
+    // sleeper installs a SIGTERM handler itself, which shows in SigCgt).
+    assert!(field("SigBlk:").ends_with("0000000000000000"), "{}", field("SigBlk:"));
+    assert!(field("SigIgn:").ends_with("0000000000000000"), "{}", field("SigIgn:"));
     // Only fds 0, 1, 2.
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fd dir")

@@ -59,7 +59,7 @@ pub fn run() -> Vec<Check> {
                     if kill {
                         "whole-cgroup kill available"
                     } else {
-                        "missing: kill falls back to freezer + per-pid SIGKILL"
+                        "missing (kernel before 5.14): kill falls back to per-pid SIGKILL of the cgroup's processes"
                     },
                 ));
             } else {

@@ -646,19 +646,30 @@ pub fn set_umask(mask: u32) {
     unsafe { libc::umask(mask) };
 }
 
-/// Restores the default disposition of every signal that has one to
-/// restore: ignored signals survive exec, and the service must not inherit
-/// whatever the supervisor's own parent ignored.
+/// The kernel's `struct sigaction` for `rt_sigaction` (x86_64 layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Restores the default disposition of every signal (1..=64 but SIGKILL
+/// and SIGSTOP): ignored signals survive exec, and the service must not
+/// inherit whatever the supervisor's own parent ignored. Uses the raw
+/// syscall because glibc refuses its two reserved real-time signals.
 pub fn reset_all_signals() -> Result<(), Errno> {
-    for sig in 1..libc::SIGRTMAX() {
+    let dfl = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // Some real-time signals are reserved by libc (EINVAL): skip them.
-        match default_signal(sig) {
-            Err(e) if e.0 == libc::EINVAL => {}
-            other => other?,
-        }
+        // SAFETY: a valid kernel sigaction with SIG_DFL, no old-action
+        // pointer, and the kernel's sigset size (8 bytes).
+        check(unsafe {
+            libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, std::ptr::null::<u8>(), 8usize)
+        })?;
     }
     Ok(())
 }

@@ -137,7 +137,7 @@ impl Validator {
             return Err(FieldError::invalid(
                 "spec.limits.max_open_files",
                 format!(
-                    "{} is above what this host lets the supervisor grant ({}: its hard RLIMIT_NOFILE, and it lacks CAP_SYS_RESOURCE to go higher)",
+                    "{} is above {}, the most this host lets the supervisor grant (fs.nr_open, or its own hard RLIMIT_NOFILE when it lacks CAP_SYS_RESOURCE)",
                     limits.max_open_files, self.max_open_files
                 ),
             ));

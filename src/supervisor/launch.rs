@@ -27,6 +27,8 @@ pub enum LaunchError {
     Start(std::io::Error),
     #[error("launcher i/o: {0}")]
     Io(std::io::Error),
+    #[error("the launch plan is {0} bytes, more than the launcher socket takes (raise net.core.wmem_max, give solo CAP_NET_ADMIN, or shrink args and env)")]
+    TooLarge(usize),
 }
 
 /// A started instance.
@@ -75,9 +77,9 @@ impl Launcher {
         }
         let (ours, theirs) = sys::seqpacket_pair().map_err(|e| LaunchError::Start(e.into()))?;
         for fd in [&ours, &theirs] {
-            // Forcing needs CAP_NET_ADMIN; without it the kernel's default
-            // maximum still fits every plan the validator lets through
-            // (args + env ≤ 1 MiB is checked; larger plans fail clearly).
+            // Forcing needs CAP_NET_ADMIN; without it the buffers are capped
+            // by net.core.wmem_max, and a plan larger than that fails its
+            // own deploy with LaunchError::TooLarge (the launcher lives on).
             if let Err(e) = sys::force_socket_buffers(fd, (MAX_MESSAGE * 2) as i32) {
                 tracing::debug!(error = %e, "cannot force launcher socket buffers; using the system maximum");
                 let _ = sys::set_socket_buffers(fd, (MAX_MESSAGE * 2) as i32);
@@ -125,6 +127,10 @@ impl Launcher {
                 Ok(Ok(())) => break,
                 Ok(Err(e)) => {
                     conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    if e.raw_os_error() == Some(libc::EMSGSIZE) {
+                        // This plan alone is too big; the launcher is fine.
+                        return Err(LaunchError::TooLarge(data.len()));
+                    }
                     self.disconnect(&conn).await;
                     return Err(LaunchError::Gone(e.to_string()));
                 }

@@ -111,7 +111,7 @@ impl Supervisor {
                 Ok(true) => tracing::info!("cgroup2 favordynmods is on: joining v1 hierarchies is cheap"),
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot turn on favordynmods; each spawn waits for an RCU grace period")
+                    tracing::warn!(error = %e, "cannot turn on favordynmods (it needs Linux 6.0 and CAP_SYS_ADMIN); joining v1 hierarchies may wait for an RCU grace period per spawn")
                 }
             }
         }
