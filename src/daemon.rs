@@ -94,7 +94,9 @@ fn cgroup_tag(args: &ServeArgs, state_dir: &Path) -> String {
 fn init_tracing(args: &ServeArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A failed log write must never take the daemon down: tracing-subscriber
+    // would report it with eprintln!, which panics when stderr is gone.
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     match args.log_format {
         LogFormat::Human => b.init(),
         LogFormat::Json => b.json().init(),

@@ -449,3 +449,40 @@ fn launch_failure_names_the_step_and_errno() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() || err.contains("spec.limits.max_open_files: 1048576 is above"), "{err}");
 }
+
+#[test]
+fn sigterm_shuts_down_even_when_stderr_is_gone() {
+    if !require_root("sigterm_shuts_down_even_when_stderr_is_gone") {
+        return;
+    }
+    use std::process::{Command, Stdio};
+    let dir = tempfile::Builder::new().prefix("solo-test-").tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).expect("chmod");
+    let mut child = Command::new(common::solo_bin())
+        .args(["serve", "--uid-range", "990000-990009", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("--runtime-dir")
+        .arg(dir.path().join("run"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let sock = dir.path().join("run/solo.sock");
+    wait_for("socket", T, || sock.exists().then_some(()));
+    // The log reader goes away (a closed terminal, a dead log shipper).
+    drop(child.stderr.take());
+    common::kill(i64::from(child.id()), libc::SIGTERM);
+    let deadline = Instant::now() + T;
+    let exited = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exited.is_some_and(|s| s.success()), "daemon did not exit on SIGTERM: {exited:?}");
+}
