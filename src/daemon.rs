@@ -41,12 +41,6 @@ pub struct ServeArgs {
     /// "solo" for the default state dir, else "solo-<hash of state dir>".
     #[arg(long, env = "SOLO_CGROUP_NAME")]
     pub cgroup_name: Option<String>,
-    /// Leave the cgroup2 mount's `favordynmods` option alone. By default, on
-    /// hosts where services must join v1 hierarchies (hybrid/legacy), solo
-    /// turns it on: each v1 join otherwise waits for an RCU grace period
-    /// (~15 ms per spawn). Pure cgroup v2 hosts never need it.
-    #[arg(long, env = "SOLO_NO_FAVORDYNMODS")]
-    pub no_favordynmods: bool,
     /// Log format.
     #[arg(long, env = "SOLO_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -96,7 +90,12 @@ fn init_tracing(args: &ServeArgs) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A failed log write must never take the daemon down: tracing-subscriber
     // would report it with eprintln!, which panics when stderr is gone.
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
+    use std::io::IsTerminal;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false);
     match args.log_format {
         LogFormat::Human => b.init(),
         LogFormat::Json => b.json().init(),
@@ -148,7 +147,6 @@ async fn serve(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
         upload_limit: args.upload_limit,
         exe,
         service_cwd: "/".into(),
-        favordynmods: !args.no_favordynmods,
         log: Default::default(),
     };
     tracing::info!(state_dir = %config.state_dir.display(), cgroup = %config.cgroup_tag, "starting");
@@ -159,6 +157,8 @@ async fn serve(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
     // Room for the artifact plus the rest of the request.
     let max_message = (args.upload_limit as usize).saturating_add(4 << 20);
     crate::api::server::serve(sup.clone(), &socket, args.listen, max_message).await?;
+    // Everything recorded so far reaches the database before exit.
+    sup.store.flush();
     tracing::info!("bye");
     Ok(())
 }

@@ -201,11 +201,14 @@ fn memory_hog_is_oom_killed_and_reported() {
     assert_eq!(exit["signal"], libc::SIGKILL);
     assert!(exit["reason"].as_str().unwrap_or("").contains("out of memory"), "{exit}");
     // The event store has an oom-killed event, visible to a watcher's history too.
+    // Events are committed by the store's writer thread within moments.
     let db = rusqlite::Connection::open(d.state.join("solo.db")).expect("db");
-    let n: i64 = db
-        .query_row("SELECT count(*) FROM events WHERE service = 'hog' AND kind = 'oom-killed'", [], |r| r.get(0))
-        .expect("query");
-    assert_eq!(n, 1);
+    wait_for("oom-killed event row", T, || {
+        let n: i64 = db
+            .query_row("SELECT count(*) FROM events WHERE service = 'hog' AND kind = 'oom-killed'", [], |r| r.get(0))
+            .expect("query");
+        (n == 1).then_some(())
+    });
 }
 
 #[test]

@@ -304,33 +304,6 @@ impl Layout {
             .any(|c| matches!(self.backend(*c), Backend::V1(_)))
     }
 
-    /// Turns on the kernel's `favordynmods` cgroup mount option, which makes
-    /// task migration (the write to a v1 `cgroup.procs`) cheap: without it
-    /// every migration takes the global threadgroup rwsem for write and
-    /// waits for an RCU grace period (~15 ms here), with it fork/exit take
-    /// a slightly slower read path instead. Returns whether it is on.
-    pub fn enable_favordynmods(&self) -> Result<bool, CgroupError> {
-        let mi = read(Path::new("/proc/self/mountinfo"))?;
-        let Some(m) = cgroup2_mount(&mi) else { return Ok(false) };
-        if m.favordynmods {
-            return Ok(true);
-        }
-        // A cgroup2 remount resets every option it is not given, and
-        // MS_REMOUNT resets per-mount flags: carry both over.
-        let mut data: Vec<&str> = m.super_opts.split(',').filter(|o| !matches!(*o, "rw" | "ro" | "")).collect();
-        data.push("favordynmods");
-        let data = data.join(",");
-        let err = |e: super::sys::Errno| CgroupError::Write {
-            path: m.point.clone(),
-            value: format!("remount,{data}"),
-            cause: e.into(),
-        };
-        let target = super::sys::cstring(&m.point.display().to_string()).map_err(err)?;
-        let cdata = super::sys::cstring(&data).map_err(err)?;
-        super::sys::remount(&target, m.mount_flags, &cdata).map_err(err)?;
-        Ok(true)
-    }
-
     /// Names of instance cgroups that exist under our base (leftovers of a
     /// previous run are found this way).
     pub fn existing(&self) -> Vec<String> {
@@ -358,47 +331,6 @@ impl Layout {
             let _ = fs::remove_dir(base);
         }
     }
-}
-
-/// The cgroup2 mount as `/proc/self/mountinfo` describes it.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Cgroup2Mount {
-    pub point: PathBuf,
-    /// `MS_*` per-mount flags to keep on remount.
-    pub mount_flags: u64,
-    pub super_opts: String,
-    pub favordynmods: bool,
-}
-
-pub fn cgroup2_mount(mountinfo: &str) -> Option<Cgroup2Mount> {
-    mountinfo.lines().find_map(|line| {
-        let (pre, post) = line.split_once(" - ")?;
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let mut post = post.split(' ');
-        if post.next()? != "cgroup2" {
-            return None;
-        }
-        let super_opts = post.nth(1).unwrap_or("").to_owned();
-        let mut mount_flags = 0u64;
-        for o in pre.get(5)?.split(',') {
-            mount_flags |= match o {
-                "ro" => libc::MS_RDONLY,
-                "nosuid" => libc::MS_NOSUID,
-                "nodev" => libc::MS_NODEV,
-                "noexec" => libc::MS_NOEXEC,
-                "relatime" => libc::MS_RELATIME,
-                "noatime" => libc::MS_NOATIME,
-                "nodiratime" => libc::MS_NODIRATIME,
-                _ => 0,
-            };
-        }
-        Some(Cgroup2Mount {
-            point: PathBuf::from(pre.get(4)?),
-            mount_flags,
-            favordynmods: super_opts.split(',').any(|o| o == "favordynmods"),
-            super_opts,
-        })
-    })
 }
 
 fn mkdir(p: &Path) -> Result<(), CgroupError> {
@@ -461,10 +393,16 @@ impl InstanceCgroup {
             .join(";")
     }
 
-    /// `cgroup.procs` files of the v1 hierarchies: the launched child writes
-    /// its own pid into each before exec (v2 placement is done by clone3).
-    pub fn v1_procs_files(&self) -> Vec<PathBuf> {
-        self.v1.iter().map(|(_, p)| p.join("cgroup.procs")).collect()
+    /// `tasks` files of the v1 hierarchies: the launched child writes its
+    /// own tid into each before exec (v2 placement is done by clone3).
+    ///
+    /// `tasks`, not `cgroup.procs`: moving a whole thread group takes the
+    /// kernel's global threadgroup rwsem for write, which waits for an RCU
+    /// grace period (~15 ms per spawn measured here); moving one thread
+    /// does not. The child is single-threaded, so one thread is the
+    /// whole process.
+    pub fn v1_tasks_files(&self) -> Vec<PathBuf> {
+        self.v1.iter().map(|(_, p)| p.join("tasks")).collect()
     }
 
     /// Creates the directories and writes the limits. A limit whose
@@ -692,8 +630,8 @@ mod tests {
         let i = l.instance("web.0");
         assert_eq!(i.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified/solo-t/web.0")));
         assert!(i
-            .v1_procs_files()
-            .contains(&PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/solo-t/web.0/cgroup.procs")));
+            .v1_tasks_files()
+            .contains(&PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/solo-t/web.0/tasks")));
         assert_eq!(l.mode(), "hybrid (v2 tree + v1 controllers)");
     }
 
@@ -710,20 +648,6 @@ mod tests {
         assert!(l.instance("a.0").v1.is_empty());
         assert_eq!(l.mode(), "unified (cgroup v2)");
         assert!(!l.needs_v1_migration());
-    }
-
-    #[test]
-    fn favordynmods_detection() {
-        let on = "31 22 0:27 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,favordynmods\n";
-        let off = "31 22 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
-        let m = cgroup2_mount(on).expect("on");
-        assert!(m.favordynmods);
-        assert_eq!(m.point, PathBuf::from("/sys/fs/cgroup/unified"));
-        let m = cgroup2_mount(off).expect("off");
-        assert!(!m.favordynmods);
-        assert_eq!(m.mount_flags, libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME);
-        assert_eq!(m.super_opts, "rw,nsdelegate,memory_recursiveprot");
-        assert_eq!(cgroup2_mount("1 2 0:1 / / rw - ext4 /dev/vda rw\n"), None);
     }
 
     #[test]

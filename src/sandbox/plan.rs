@@ -30,8 +30,8 @@ pub struct LaunchPlan {
     pub gid: u32,
     /// The instance's cgroup v2 directory, joined atomically by `clone3`.
     pub cgroup_v2: Option<String>,
-    /// `cgroup.procs` files of v1 hierarchies the child joins before exec.
-    pub cgroup_v1_procs: Vec<String>,
+    /// `tasks` files of v1 hierarchies the child joins before exec.
+    pub cgroup_v1_tasks: Vec<String>,
     pub rlimits: Vec<Rlimit>,
     pub cwd: String,
 }

@@ -37,21 +37,6 @@ pub fn run() -> Vec<Check> {
                         if l.v2_controllers.is_empty() { "none".to_owned() } else { l.v2_controllers.join(" ") }
                     ),
                 ));
-                if l.needs_v1_migration() {
-                    let on = std::fs::read_to_string("/proc/self/mountinfo")
-                        .ok()
-                        .and_then(|mi| super::cgroup::cgroup2_mount(&mi))
-                        .is_some_and(|m| m.favordynmods);
-                    out.push(check(
-                        "favordynmods",
-                        true,
-                        if on {
-                            "on: joining v1 hierarchies is cheap"
-                        } else {
-                            "off: each v1 join waits for an RCU grace period; solo serve turns it on (unless --no-favordynmods)"
-                        },
-                    ));
-                }
                 let kill = own.join("cgroup.kill").exists() || kernel_at_least(5, 14);
                 out.push(check(
                     "cgroup.kill",

@@ -84,7 +84,7 @@ impl Step {
         match self {
             Step::Prepare => "open the program and cgroup files as root before forking, so the child only makes raw syscalls on ready descriptors",
             Step::Clone => "clone3 with CLONE_INTO_CGROUP places the child in its v2 cgroup atomically (no window outside its limits) and CLONE_PIDFD gives a race-free handle",
-            Step::JoinCgroups => "on hybrid hosts join each v1 hierarchy (memory, cpu, pids) before anything else runs, so every later byte and fork is accounted and limited",
+            Step::JoinCgroups => "on hybrid hosts join each v1 hierarchy (memory, cpu, pids) through its tasks file before anything else runs, so every later byte and fork is accounted and limited",
             Step::ResetSignals => "clear the blocked-signal mask and reset every signal to its default (ignored signals survive exec), so the service sees default signal behaviour",
             Step::NewSession => "setsid: a new session and process group, so signals aimed at the supervisor's group or terminal never reach the service",
             Step::Stdio => "stdin from /dev/null, stdout/stderr to the supervisor's log pipes: the only descriptors 0-2 the service gets",
@@ -131,7 +131,7 @@ impl StepError {
 /// What the child needs, ready to use without allocating.
 pub struct Prepared {
     program: OwnedFd,
-    v1_procs: Vec<OwnedFd>,
+    v1_tasks: Vec<OwnedFd>,
     devnull: OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
@@ -159,9 +159,9 @@ pub fn prepare(plan: &LaunchPlan, stdout: OwnedFd, stderr: OwnedFd) -> Result<Pr
         Some(d) => Some(prep(sys::open(&prep(sys::cstring(d))?, libc::O_PATH | libc::O_DIRECTORY))?),
         None => None,
     };
-    let mut v1_procs = Vec::with_capacity(plan.cgroup_v1_procs.len());
-    for p in &plan.cgroup_v1_procs {
-        v1_procs.push(prep(sys::open(&prep(sys::cstring(p))?, libc::O_WRONLY))?);
+    let mut v1_tasks = Vec::with_capacity(plan.cgroup_v1_tasks.len());
+    for p in &plan.cgroup_v1_tasks {
+        v1_tasks.push(prep(sys::open(&prep(sys::cstring(p))?, libc::O_WRONLY))?);
     }
     let devnull = prep(sys::open(c"/dev/null", libc::O_RDONLY))?;
     let argv: Vec<CString> = prep(plan.argv.iter().map(|a| sys::cstring(a)).collect())?;
@@ -172,7 +172,7 @@ pub fn prepare(plan: &LaunchPlan, stdout: OwnedFd, stderr: OwnedFd) -> Result<Pr
     env_ptrs.push(std::ptr::null());
     Ok(Prepared {
         program,
-        v1_procs,
+        v1_tasks,
         devnull,
         stdout,
         stderr,
@@ -217,7 +217,7 @@ fn run(p: &Prepared) -> Result<std::convert::Infallible, StepError> {
 }
 
 fn join_cgroups(p: &Prepared) -> Result<(), StepError> {
-    for fd in &p.v1_procs {
+    for fd in &p.v1_tasks {
         // "0" means the writing process itself.
         at(Step::JoinCgroups, sys::write_all(fd.as_raw_fd(), b"0"))?;
     }

@@ -631,15 +631,6 @@ pub fn try_lock_exclusive(f: &std::fs::File) -> bool {
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
-/// `mount(NULL, target, NULL, MS_REMOUNT | flags, data)`.
-pub fn remount(target: &CStr, flags: u64, data: &CStr) -> Result<(), Errno> {
-    // SAFETY: valid NUL-terminated strings; a remount changes no memory of ours.
-    check_int(unsafe {
-        libc::mount(std::ptr::null(), target.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | flags, data.as_ptr().cast())
-    })?;
-    Ok(())
-}
-
 /// Sets the file mode creation mask.
 pub fn set_umask(mask: u32) {
     // SAFETY: umask cannot fail.

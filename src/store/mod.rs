@@ -5,9 +5,11 @@
 //! Invariant: every write is one transaction; a failed write changes nothing.
 
 mod migrations;
+mod writer;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,21 +73,24 @@ pub struct EventRow {
 }
 
 pub struct Store {
+    /// Desired state: written synchronously, before the supervisor acts.
     conn: Mutex<Connection>,
+    /// Events and instance records: written in batches off the runtime.
+    writer: writer::Writer,
+    next_seq: AtomicU64,
     pub path: PathBuf,
 }
 
 impl Store {
     /// Opens (creating if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |cause| StoreError::Open { path: path.to_owned(), cause };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        let mut conn = writer::connect(path)?;
         migrations::run(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn), path: path.to_owned() })
+        let last: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(q("read event sequence"))?;
+        let writer = writer::Writer::start(path)?;
+        Ok(Store { conn: Mutex::new(conn), writer, next_seq: AtomicU64::new(last as u64 + 1), path: path.to_owned() })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -179,7 +184,7 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(q("list uids"))
     }
 
-    /// Records an instance's latest state (upsert).
+    /// Records an instance's latest state (upsert), asynchronously.
     #[allow(clippy::too_many_arguments)]
     pub fn record_instance(
         &self,
@@ -190,28 +195,31 @@ impl Store {
         restart_count: u32,
         started_at_ms: i64,
         last_exit: &str,
-    ) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT INTO instances (service_id, replica, pid, state, restart_count, started_at_ms, last_exit)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(service_id, replica) DO UPDATE SET pid = ?3, state = ?4, restart_count = ?5,
-                   started_at_ms = ?6, last_exit = ?7",
-                params![service, replica, pid, state, restart_count, started_at_ms, last_exit],
-            )
-            .map_err(q("record instance"))?;
-        Ok(())
+    ) {
+        let _ = self.writer.tx.send(writer::Op::Instance {
+            service: service.to_owned(),
+            replica,
+            pid,
+            state: state.to_owned(),
+            restart_count,
+            started_at_ms,
+            last_exit: last_exit.to_owned(),
+        });
     }
 
-    /// Appends an event; returns its sequence number.
-    pub fn append_event(&self, e: &EventRow) -> Result<u64, StoreError> {
-        let c = self.conn();
-        c.execute(
-            "INSERT INTO events (at_ms, service, replica, kind, pid, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![e.at_ms, e.service, e.replica, e.kind, e.pid, e.message],
-        )
-        .map_err(q("append event"))?;
-        Ok(c.last_insert_rowid() as u64)
+    /// Appends an event (asynchronously); returns its sequence number.
+    pub fn append_event(&self, e: &EventRow) -> u64 {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let _ = self.writer.tx.send(writer::Op::Event(seq, e.clone()));
+        seq
+    }
+
+    /// Waits until every event and instance record sent so far is committed.
+    pub fn flush(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.writer.tx.send(writer::Op::Flush(tx)).is_ok() {
+            let _ = rx.recv();
+        }
     }
 
     /// The newest `limit` events of a service (or all), oldest first.
@@ -285,20 +293,32 @@ mod tests {
         {
             let s = Store::open(&p).expect("open");
             s.insert_service(&row("b", 61190)).expect("insert");
-            s.append_event(&EventRow {
+            let seq = s.append_event(&EventRow {
                 at_ms: 5,
                 service: "b".into(),
                 replica: 0,
                 kind: "started".into(),
                 pid: 42,
                 message: "m".into(),
-            })
-            .expect("event");
+            });
+            assert_eq!(seq, 1);
         }
         let s = Store::open(&p).expect("reopen");
         assert_eq!(s.services().expect("list")[0].id, "b");
         let ev = s.events(Some("b"), 10).expect("events");
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].1.pid, 42);
+        // Sequence numbers continue after the stored ones.
+        let next = s.append_event(&EventRow {
+            at_ms: 6,
+            service: "b".into(),
+            replica: 0,
+            kind: "exited".into(),
+            pid: 42,
+            message: String::new(),
+        });
+        assert_eq!(next, 2);
+        s.flush();
+        assert_eq!(s.events(Some("b"), 10).expect("events").len(), 2);
     }
 }

@@ -130,10 +130,7 @@ impl Bus {
             pid: e.pid,
             message: e.message.clone(),
         };
-        match self.store.append_event(&row) {
-            Ok(seq) => e.seq = seq,
-            Err(err) => tracing::error!(error = %err, "cannot record event"),
-        }
+        e.seq = self.store.append_event(&row);
         tracing::info!(service = %e.service, replica = e.replica, pid = e.pid, kind = e.kind.as_str(), "{}", e.message);
         let _ = self.tx.send(Item::Event(Arc::new(e)));
     }

@@ -13,6 +13,7 @@ use super::Supervisor;
 use crate::sandbox::cgroup::{CgroupLimits, InstanceCgroup};
 use crate::sandbox::plan::{LaunchPlan, Rlimit};
 use crate::sandbox::sys::{self, WaitStatus};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,7 @@ enum Ended {
 async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
     let mut stop_rx = svc.stop.subscribe();
     let mut tracker = Tracker::default();
-    // (when the previous instance exited, the backoff delay before this start)
-    let mut restarting: Option<(Instant, Duration)> = None;
+    let mut restarting: Option<Restarting> = None;
     let mut created = false;
     loop {
         if stop_rx.borrow().is_some() {
@@ -58,8 +58,10 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
         let started = Instant::now();
         let ended = match launch(sup, svc, replica, &cg, &mut created).await {
             Ok(sp) => {
-                on_running(sup, svc, replica, &sp, restarting.take());
-                supervise(sup, svc, replica, &cg, sp, &mut stop_rx).await
+                let Spawned { pid, pidfd, spawn_us, exit } = sp;
+                let pidfd = Arc::new(pidfd);
+                on_running(sup, svc, replica, pid, spawn_us, &pidfd, restarting.take());
+                supervise(sup, svc, replica, &cg, pid, &pidfd, exit, &mut stop_rx).await
             }
             Err(e) => {
                 let msg = format!("launch failed: {e}");
@@ -129,49 +131,67 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
                 ev.message = format!("restarting in {} ms (attempt {attempt})", delay.as_millis());
                 sup.bus.emit(ev);
                 record(sup, svc, replica);
+                let asleep = Instant::now();
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop_rx.wait_for(|s| s.is_some()) => {}
                 }
-                restarting = Some((exited_at, delay));
+                // The timer may overshoot the nominal delay: what is
+                // subtracted from exit → running is what was really slept.
+                restarting = Some(Restarting { exited_at, delay, slept: asleep.elapsed() });
             }
         }
     }
 }
 
-fn on_running(sup: &Supervisor, svc: &Service, replica: u32, sp: &Spawned, restarting: Option<(Instant, Duration)>) {
-    let pidfd = Arc::new(match sp.pidfd.try_clone() {
-        Ok(fd) => fd,
-        Err(_) => return,
-    });
+/// A restart in progress: when the previous instance exited, the nominal
+/// backoff delay, and how long the task actually slept.
+struct Restarting {
+    exited_at: Instant,
+    delay: Duration,
+    slept: Duration,
+}
+
+fn on_running(
+    sup: &Supervisor,
+    svc: &Service,
+    replica: u32,
+    pid: i32,
+    spawn_us: u64,
+    pidfd: &Arc<OwnedFd>,
+    restarting: Option<Restarting>,
+) {
     let restart_count = svc.update(replica, |i, _| {
         i.state = InstanceState::Running;
-        i.pid = sp.pid;
-        i.pidfd = Some(pidfd);
+        i.pid = pid;
+        i.pidfd = Some(pidfd.clone());
         i.started_at_ms = super::events::now_ms();
         i.started_at = Some(Instant::now());
-        i.spawn_us = sp.spawn_us;
+        i.spawn_us = spawn_us;
         i.launch_error = None;
         i.ever_running = true;
         i.restart_count
     });
     let mut ev = match restarting {
-        Some((exited_at, delay)) => {
+        Some(r) => {
             let mut ev = Event::new(EventKind::Restarted, svc.id(), replica);
-            let restart_us = exited_at.elapsed().saturating_sub(delay).as_micros() as u64;
+            let restart_us = r.exited_at.elapsed().saturating_sub(r.slept).as_micros() as u64;
             ev.restart_us = restart_us;
-            ev.delay_ms = delay.as_millis() as u64;
-            ev.message = format!("restarted with pid {} (restart {restart_count}; exit to running {restart_us} µs after the {} ms backoff)", sp.pid, delay.as_millis());
+            ev.delay_ms = r.delay.as_millis() as u64;
+            ev.message = format!(
+                "restarted with pid {pid} (restart {restart_count}; exit to running {restart_us} µs besides the {} µs backoff sleep)",
+                r.slept.as_micros()
+            );
             ev
         }
         None => {
             let mut ev = Event::new(EventKind::Started, svc.id(), replica);
-            ev.message = format!("started with pid {} (spawn {} µs)", sp.pid, sp.spawn_us);
+            ev.message = format!("started with pid {pid} (spawn {spawn_us} µs)");
             ev
         }
     };
-    ev.pid = sp.pid;
-    ev.spawn_us = sp.spawn_us;
+    ev.pid = pid;
+    ev.spawn_us = spawn_us;
     ev.restart_count = restart_count;
     sup.bus.emit(ev);
     record(sup, svc, replica);
@@ -190,9 +210,7 @@ fn record(sup: &Supervisor, svc: &Service, replica: u32) {
             i.last_exit.as_ref().map(|e| e.reason.clone()).unwrap_or_default(),
         )
     };
-    if let Err(e) = sup.store.record_instance(svc.id(), replica, pid, state.as_str(), restarts, started, &last) {
-        tracing::warn!(error = %e, "cannot record instance state");
-    }
+    sup.store.record_instance(svc.id(), replica, pid, state.as_str(), restarts, started, &last);
 }
 
 async fn launch(
@@ -258,7 +276,7 @@ fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> L
         uid: svc.uid,
         gid: svc.uid,
         cgroup_v2: cg.v2.as_ref().map(|p| p.display().to_string()),
-        cgroup_v1_procs: cg.v1_procs_files().iter().map(|p| p.display().to_string()).collect(),
+        cgroup_v1_tasks: cg.v1_tasks_files().iter().map(|p| p.display().to_string()).collect(),
         rlimits: vec![
             Rlimit { resource: libc::RLIMIT_NOFILE, soft: nofile, hard: nofile },
             Rlimit { resource: libc::RLIMIT_CORE, soft: 0, hard: 0 },
@@ -268,16 +286,18 @@ fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> L
 }
 
 /// Waits for the instance to exit or to be asked to stop.
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     sup: &Supervisor,
     svc: &Service,
     replica: u32,
     cg: &InstanceCgroup,
-    sp: Spawned,
+    pid: i32,
+    pidfd: &OwnedFd,
+    mut exit_rx: tokio::sync::oneshot::Receiver<WaitStatus>,
     stop_rx: &mut tokio::sync::watch::Receiver<Option<StopMode>>,
 ) -> Ended {
     let oom_before = cg.oom_kills();
-    let Spawned { pid, pidfd, exit: mut exit_rx, .. } = sp;
     let status = tokio::select! {
         st = &mut exit_rx => Some(st),
         _ = stop_rx.wait_for(|s| s.is_some()) => None,
@@ -288,7 +308,7 @@ async fn supervise(
         None => {
             let mode = (*stop_rx.borrow()).unwrap_or(StopMode { force: true, timeout: Duration::ZERO });
             svc.update(replica, |i, _| i.state = InstanceState::Stopping);
-            (stop(cg, &pidfd, &mut exit_rx, mode).await, true)
+            (stop(cg, pidfd, &mut exit_rx, mode).await, true)
         }
     };
     let oom = cg.oom_kills() > oom_before;
@@ -320,7 +340,7 @@ async fn supervise(
 /// SIGTERM, wait up to the timeout, then SIGKILL the whole cgroup.
 async fn stop(
     cg: &InstanceCgroup,
-    pidfd: &std::os::fd::OwnedFd,
+    pidfd: &OwnedFd,
     exit_rx: &mut tokio::sync::oneshot::Receiver<WaitStatus>,
     mode: StopMode,
 ) -> WaitStatus {

@@ -26,11 +26,7 @@ impl Supervisor {
         let timeout =
             Duration::from_millis(u64::from(if timeout_ms == 0 { svc.spec.shutdown_timeout_ms } else { timeout_ms }));
         // Desired state before action: a crash mid-kill must not revive it.
-        if remove {
-            self.store.delete_service(id)?;
-        } else {
-            self.store.set_desired(id, Desired::Stopped)?;
-        }
+        self.store.set_desired(id, Desired::Stopped)?;
         svc.set_desired(Desired::Stopped);
         self.stop_service(&svc, StopMode { force, timeout }).await;
         let instances = self.instance_views(&svc);
@@ -39,6 +35,10 @@ impl Supervisor {
         self.bus.emit(ev);
         if remove {
             let _op = self.ops.lock().await;
+            // The instances' last records are queued: commit them, then
+            // delete the rows they belong to.
+            self.store.flush();
+            self.store.delete_service(id)?;
             self.remove(id);
             let mut ev = Event::new(EventKind::Removed, id, 0);
             ev.message = "desired state removed".into();

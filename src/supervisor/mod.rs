@@ -45,8 +45,6 @@ pub struct Config {
     /// The solo binary, exec'd as the launcher.
     pub exe: PathBuf,
     pub service_cwd: String,
-    /// Turn on `favordynmods` where v1 migration is needed.
-    pub favordynmods: bool,
     pub log: logs::LogConfig,
 }
 
@@ -106,15 +104,6 @@ impl Supervisor {
         let store = Arc::new(Store::open(&config.state_dir.join("solo.db"))?);
         let layout = Layout::detect(&config.cgroup_tag)?;
         layout.prepare()?;
-        if config.favordynmods && layout.needs_v1_migration() {
-            match layout.enable_favordynmods() {
-                Ok(true) => tracing::info!("cgroup2 favordynmods is on: joining v1 hierarchies is cheap"),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot turn on favordynmods (it needs Linux 6.0 and CAP_SYS_ADMIN); joining v1 hierarchies may wait for an RCU grace period per spawn")
-                }
-            }
-        }
         let artifacts = ArtifactStore::open(&config.state_dir)?;
         let launcher = launch::Launcher::new(config.exe.clone());
         launcher.start().await.map_err(|e| Error::Precondition(e.to_string()))?;

@@ -8,6 +8,10 @@ use crate::sandbox::cgroup::Usage;
 use crate::spec::{ServiceSpec, Tier};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `List` reports usage sampled at most this long ago.
+const LIST_USAGE_MAX_AGE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct InstanceView {
@@ -47,10 +51,31 @@ pub struct ListFilter {
 
 impl Supervisor {
     pub fn instance_views(&self, svc: &Service) -> Vec<InstanceView> {
-        let rt = svc.runtime();
+        self.views_with_usage(svc, Duration::ZERO)
+    }
+
+    /// Views with usage no older than `max_age` (read from the cgroup when
+    /// the cached sample is older; `List` over many services stays cheap).
+    fn views_with_usage(&self, svc: &Service, max_age: Duration) -> Vec<InstanceView> {
+        let mut rt = svc.runtime();
         rt.instances
-            .iter()
-            .map(|i| InstanceView {
+            .iter_mut()
+            .map(|i| {
+                let usage = if i.pid == 0 {
+                    Usage::default()
+                } else {
+                    match i.usage {
+                        Some((at, u)) if at.elapsed() <= max_age && !max_age.is_zero() => u,
+                        _ => {
+                            let u = i.cgroup.usage();
+                            i.usage = Some((Instant::now(), u));
+                            u
+                        }
+                    }
+                };
+                (i, usage)
+            })
+            .map(|(i, usage)| InstanceView {
                 replica: i.replica,
                 state: i.state,
                 pid: i.pid,
@@ -62,14 +87,14 @@ impl Supervisor {
                 },
                 restart_count: i.restart_count,
                 last_exit: i.last_exit.clone(),
-                usage: if i.pid != 0 { i.cgroup.usage() } else { Usage::default() },
+                usage,
                 uid: svc.uid,
                 spawn_us: i.spawn_us,
             })
             .collect()
     }
 
-    fn view(&self, svc: &Service) -> ServiceView {
+    fn view(&self, svc: &Service, usage_max_age: Duration) -> ServiceView {
         let (state, failure) = {
             let rt = svc.runtime();
             (derive_state(&rt), rt.failure.clone())
@@ -80,7 +105,7 @@ impl Supervisor {
             revision: svc.revision,
             artifact_kind: svc.artifact.kind.clone(),
             artifact_sha256: svc.artifact.sha256.clone(),
-            instances: self.instance_views(svc),
+            instances: self.views_with_usage(svc, usage_max_age),
             created_at_ms: svc.created_at_ms,
             failure,
             uid: svc.uid,
@@ -89,7 +114,7 @@ impl Supervisor {
 
     pub fn status(&self, id: &str) -> Result<ServiceView, Error> {
         let svc = self.get(id)?;
-        Ok(self.view(&svc))
+        Ok(self.view(&svc, Duration::ZERO))
     }
 
     pub fn list(&self, f: &ListFilter) -> Vec<ServiceView> {
@@ -99,7 +124,7 @@ impl Supervisor {
             .filter(|s| f.tier.is_none_or(|t| s.spec.tier == t))
             .filter(|s| f.labels.iter().all(|(k, v)| s.spec.labels.get(k) == Some(v)))
             .filter(|s| f.state.is_none_or(|st| s.state() == st))
-            .map(|s| self.view(s))
+            .map(|s| self.view(s, LIST_USAGE_MAX_AGE))
             .collect()
     }
 

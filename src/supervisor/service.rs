@@ -83,6 +83,8 @@ pub struct Instance {
     pub launch_error: Option<String>,
     /// Whether this instance has ever reached running.
     pub ever_running: bool,
+    /// Last usage sample and when it was read.
+    pub usage: Option<(Instant, crate::sandbox::cgroup::Usage)>,
 }
 
 /// The persisted facts about a service besides its spec.
@@ -141,6 +143,7 @@ impl Service {
                 spawn_us: 0,
                 launch_error: None,
                 ever_running: false,
+                usage: None,
             })
             .collect();
         Service {

@@ -1,0 +1,151 @@
+//! Off the async runtime: a thread that writes events and instance records
+//! in batches on its own connection, and a thread that checkpoints the WAL.
+//!
+//! Why: with `synchronous=NORMAL` a WAL commit does not fsync, but a
+//! checkpoint does (several ms, sometimes far more). Letting SQLite
+//! auto-checkpoint inside a commit made that fsync land on a tokio worker
+//! in the middle of a deploy or a restart. Here commits never checkpoint
+//! (`wal_autocheckpoint=0`) and the checkpoint thread does it once a
+//! second on its own connection (PASSIVE: it never blocks writers).
+
+use super::{q, EventRow, StoreError};
+use rusqlite::{params, Connection};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the WAL is checkpointed.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Most writes committed in one transaction.
+const BATCH: usize = 512;
+
+pub(super) enum Op {
+    Event(u64, EventRow),
+    Instance {
+        service: String,
+        replica: u32,
+        pid: i32,
+        state: String,
+        restart_count: u32,
+        started_at_ms: i64,
+        last_exit: String,
+    },
+    /// Reply once everything sent before has been committed.
+    Flush(Sender<()>),
+}
+
+pub(super) struct Writer {
+    pub tx: Sender<Op>,
+    stop_checkpoints: Option<Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Opens a connection configured like every other one.
+pub(super) fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |cause| StoreError::Open { path: path.to_owned(), cause };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+    Ok(conn)
+}
+
+impl Writer {
+    pub fn start(path: &Path) -> Result<Writer, StoreError> {
+        let conn = connect(path)?;
+        let checkpoint_conn = connect(path)?;
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let spawn_err = |cause: std::io::Error| StoreError::Open {
+            path: path.to_owned(),
+            cause: rusqlite::Error::ToSqlConversionFailure(Box::new(cause)),
+        };
+        let w = std::thread::Builder::new()
+            .name("solo-store-writer".into())
+            .spawn(move || write_loop(conn, rx))
+            .map_err(spawn_err)?;
+        let p: PathBuf = path.to_owned();
+        let c = std::thread::Builder::new()
+            .name("solo-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx, p))
+            .map_err(spawn_err)?;
+        Ok(Writer { tx, stop_checkpoints: Some(stop_tx), threads: vec![w, c] })
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channels ends both threads after a last commit and
+        // a last checkpoint.
+        let (dead, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, dead));
+        drop(self.stop_checkpoints.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_loop(mut conn: Connection, rx: Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        while ops.len() < BATCH {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut flushes = Vec::new();
+        if let Err(e) = commit(&mut conn, ops, &mut flushes) {
+            tracing::error!(error = %e, "cannot record events or instance state");
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+    }
+}
+
+fn commit(conn: &mut Connection, ops: Vec<Op>, flushes: &mut Vec<Sender<()>>) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(q("begin"))?;
+    for op in ops {
+        let r = match op {
+            Op::Event(seq, e) => tx
+                .prepare_cached(
+                    "INSERT INTO events (seq, at_ms, service, replica, kind, pid, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut st| st.execute(params![seq as i64, e.at_ms, e.service, e.replica, e.kind, e.pid, e.message])),
+            Op::Instance { service, replica, pid, state, restart_count, started_at_ms, last_exit } => tx
+                .prepare_cached(
+                    "INSERT INTO instances (service_id, replica, pid, state, restart_count, started_at_ms, last_exit)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM services WHERE id = ?1)
+                     ON CONFLICT(service_id, replica) DO UPDATE SET pid = ?3, state = ?4, restart_count = ?5,
+                       started_at_ms = ?6, last_exit = ?7",
+                )
+                .and_then(|mut st| st.execute(params![service, replica, pid, state, restart_count, started_at_ms, last_exit])),
+            Op::Flush(reply) => {
+                flushes.push(reply);
+                Ok(0)
+            }
+        };
+        // One bad row must not lose the rest of the batch.
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "dropped one store write");
+        }
+    }
+    tx.commit().map_err(q("commit"))
+}
+
+fn checkpoint_loop(conn: Connection, stop: Receiver<()>, path: PathBuf) {
+    loop {
+        let last = matches!(stop.recv_timeout(CHECKPOINT_EVERY), Err(RecvTimeoutError::Disconnected) | Ok(()));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(db = %path.display(), error = %e, "WAL checkpoint failed");
+        }
+        if last {
+            return;
+        }
+    }
+}
