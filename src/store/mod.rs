@@ -7,7 +7,7 @@
 mod migrations;
 mod writer;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -24,6 +24,8 @@ pub enum StoreError {
     Query { op: &'static str, cause: rusqlite::Error },
     #[error("a service with id '{0}' already exists")]
     Exists(String),
+    #[error("the state database writer thread is gone")]
+    WriterGone,
 }
 
 fn q(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -73,9 +75,10 @@ pub struct EventRow {
 }
 
 pub struct Store {
-    /// Desired state: written synchronously, before the supervisor acts.
+    /// For reads only: in WAL mode readers never wait for the writer.
     conn: Mutex<Connection>,
-    /// Events and instance records: written in batches off the runtime.
+    /// The one connection that writes, on its own thread: desired state
+    /// (awaited by the caller) and, in batches, events and instance records.
     writer: writer::Writer,
     next_seq: AtomicU64,
     pub path: PathBuf,
@@ -84,15 +87,17 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let mut conn = writer::connect(path)?;
-        migrations::run(&mut conn)?;
+        let mut write_conn = writer::connect(path)?;
+        migrations::run(&mut write_conn)?;
+        let conn = writer::connect(path)?;
         let last: i64 = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
             .map_err(q("read event sequence"))?;
-        let writer = writer::Writer::start(path)?;
+        let writer = writer::Writer::start(path, write_conn)?;
         Ok(Store { conn: Mutex::new(conn), writer, next_seq: AtomicU64::new(last as u64 + 1), path: path.to_owned() })
     }
 
+    /// The read connection.
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent
         // (transactions roll back on drop), so a poisoned lock is still usable.
@@ -101,51 +106,60 @@ impl Store {
 
     /// Inserts a new service and its revision 1 in one transaction.
     pub fn insert_service(&self, row: &ServiceRow) -> Result<(), StoreError> {
-        let mut c = self.conn();
-        let tx = c.transaction().map_err(q("begin"))?;
-        let exists: Option<String> = tx
-            .query_row("SELECT id FROM services WHERE id = ?1", [&row.id], |r| r.get(0))
-            .optional()
-            .map_err(q("look up service"))?;
-        if exists.is_some() {
-            return Err(StoreError::Exists(row.id.clone()));
-        }
-        tx.execute(
-            "INSERT INTO services (id, desired, revision, uid, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![row.id, row.desired.as_str(), row.revision as i64, row.uid, row.created_at_ms],
-        )
-        .map_err(q("insert service"))?;
-        tx.execute(
-            "INSERT INTO revisions (service_id, revision, spec_json, artifact_json, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![row.id, row.revision as i64, row.spec_json, row.artifact_json, row.created_at_ms],
-        )
-        .map_err(q("insert revision"))?;
-        tx.commit().map_err(q("commit"))
+        let row = row.clone();
+        self.writer.exec(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
+            let exists: Option<String> = tx
+                .query_row("SELECT id FROM services WHERE id = ?1", [&row.id], |r| r.get(0))
+                .optional()
+                .map_err(q("look up service"))?;
+            if exists.is_some() {
+                return Err(StoreError::Exists(row.id.clone()));
+            }
+            tx.execute(
+                "INSERT INTO services (id, desired, revision, uid, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row.id, row.desired.as_str(), row.revision as i64, row.uid, row.created_at_ms],
+            )
+            .map_err(q("insert service"))?;
+            tx.execute(
+                "INSERT INTO revisions (service_id, revision, spec_json, artifact_json, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row.id, row.revision as i64, row.spec_json, row.artifact_json, row.created_at_ms],
+            )
+            .map_err(q("insert revision"))?;
+            tx.commit().map_err(q("commit"))
+        })
     }
 
     pub fn set_desired(&self, id: &str, desired: Desired) -> Result<(), StoreError> {
-        self.conn()
-            .execute("UPDATE services SET desired = ?2 WHERE id = ?1", params![id, desired.as_str()])
-            .map_err(q("update desired state"))?;
-        Ok(())
+        let id = id.to_owned();
+        self.writer.exec(move |c| {
+            c.execute("UPDATE services SET desired = ?2 WHERE id = ?1", params![id, desired.as_str()])
+                .map_err(q("update desired state"))
+                .map(|_| ())
+        })
     }
 
     /// Records why a service failed (empty string clears it).
     pub fn set_failure(&self, id: &str, reason: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute("UPDATE services SET failure = ?2 WHERE id = ?1", params![id, reason])
-            .map_err(q("record failure"))?;
-        Ok(())
+        let (id, reason) = (id.to_owned(), reason.to_owned());
+        self.writer.exec(move |c| {
+            c.execute("UPDATE services SET failure = ?2 WHERE id = ?1", params![id, reason])
+                .map_err(q("record failure"))
+                .map(|_| ())
+        })
     }
 
     /// Deletes a service, its revisions and instances (events are kept).
+    /// Writes queued before it (the instances' last records) commit first.
     pub fn delete_service(&self, id: &str) -> Result<(), StoreError> {
-        let mut c = self.conn();
-        let tx = c.transaction().map_err(q("begin"))?;
-        tx.execute("DELETE FROM instances WHERE service_id = ?1", [id]).map_err(q("delete instances"))?;
-        tx.execute("DELETE FROM revisions WHERE service_id = ?1", [id]).map_err(q("delete revisions"))?;
-        tx.execute("DELETE FROM services WHERE id = ?1", [id]).map_err(q("delete service"))?;
-        tx.commit().map_err(q("commit"))
+        let id = id.to_owned();
+        self.writer.exec(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
+            tx.execute("DELETE FROM instances WHERE service_id = ?1", [&id]).map_err(q("delete instances"))?;
+            tx.execute("DELETE FROM revisions WHERE service_id = ?1", [&id]).map_err(q("delete revisions"))?;
+            tx.execute("DELETE FROM services WHERE id = ?1", [&id]).map_err(q("delete service"))?;
+            tx.commit().map_err(q("commit"))
+        })
     }
 
     /// Every service with its current revision.
@@ -216,10 +230,7 @@ impl Store {
 
     /// Waits until every event and instance record sent so far is committed.
     pub fn flush(&self) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        if self.writer.tx.send(writer::Op::Flush(tx)).is_ok() {
-            let _ = rx.recv();
-        }
+        let _ = self.writer.exec(|_| Ok(()));
     }
 
     /// The newest `limit` events of a service (or all), oldest first.
@@ -320,5 +331,38 @@ mod tests {
         assert_eq!(next, 2);
         s.flush();
         assert_eq!(s.events(Some("b"), 10).expect("events").len(), 2);
+    }
+
+    #[test]
+    fn desired_state_writes_survive_concurrent_event_traffic() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = std::sync::Arc::new(Store::open(&d.path().join("solo.db")).expect("open"));
+        let noisy = s.clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        // Heavy but finite traffic: bursts of events, as a crash storm makes.
+        let t = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                for _ in 0..50 {
+                    noisy.append_event(&EventRow {
+                        at_ms: 1,
+                        service: "x".into(),
+                        replica: 0,
+                        kind: "started".into(),
+                        pid: 1,
+                        message: "m".repeat(200),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        for i in 0..100 {
+            s.insert_service(&row(&format!("s{i}"), 61184 + i)).expect("insert while the writer commits");
+            s.set_desired(&format!("s{i}"), Desired::Stopped).expect("update while the writer commits");
+        }
+        stop.store(true, Ordering::Relaxed);
+        t.join().expect("writer traffic");
+        s.flush();
+        assert_eq!(s.services().expect("list").len(), 100);
     }
 }

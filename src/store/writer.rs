@@ -1,5 +1,11 @@
-//! Off the async runtime: a thread that writes events and instance records
-//! in batches on its own connection, and a thread that checkpoints the WAL.
+//! Off the async runtime: the one thread that writes — desired state when
+//! asked (the caller waits for the commit), events and instance records in
+//! batches — and a thread that checkpoints the WAL.
+//!
+//! One writer, because two writing connections contend for SQLite's write
+//! lock, and a writer committing back to back starves the other's busy
+//! handler ("database is locked"). In one thread, writes are also ordered:
+//! an instance's last record always commits before its service is deleted.
 //!
 //! Why: with `synchronous=NORMAL` a WAL commit does not fsync, but a
 //! checkpoint does (several ms, sometimes far more). Letting SQLite
@@ -9,7 +15,7 @@
 //! second on its own connection (PASSIVE: it never blocks writers).
 
 use super::{q, EventRow, StoreError};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -20,8 +26,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Most writes committed in one transaction.
 const BATCH: usize = 512;
 
+type Exec = Box<dyn FnOnce(&mut Connection) -> Result<(), StoreError> + Send>;
+
 pub(super) enum Op {
     Event(u64, EventRow),
+    /// A write of its own (desired state); the result goes back.
+    Exec(Exec, Sender<Result<(), StoreError>>),
     Instance {
         service: String,
         replica: u32,
@@ -31,8 +41,6 @@ pub(super) enum Op {
         started_at_ms: i64,
         last_exit: String,
     },
-    /// Reply once everything sent before has been committed.
-    Flush(Sender<()>),
 }
 
 pub(super) struct Writer {
@@ -54,8 +62,8 @@ pub(super) fn connect(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl Writer {
-    pub fn start(path: &Path) -> Result<Writer, StoreError> {
-        let conn = connect(path)?;
+    /// Starts the writer on `conn` (already migrated).
+    pub fn start(path: &Path, conn: Connection) -> Result<Writer, StoreError> {
         let checkpoint_conn = connect(path)?;
         let (tx, rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel();
@@ -76,6 +84,20 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Runs `f` on the writer's connection after every write queued before
+    /// it, and waits for its result.
+    pub fn exec(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let gone = || StoreError::WriterGone;
+        self.tx.send(Op::Exec(Box::new(f), tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the channels ends both threads after a last commit and
@@ -90,26 +112,37 @@ impl Drop for Writer {
 }
 
 fn write_loop(mut conn: Connection, rx: Receiver<Op>) {
+    let mut batch: Vec<Op> = Vec::new();
     while let Ok(first) = rx.recv() {
-        let mut ops = vec![first];
-        while ops.len() < BATCH {
-            match rx.try_recv() {
-                Ok(op) => ops.push(op),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(op) = next.take() {
+            match op {
+                Op::Exec(f, reply) => {
+                    // Everything queued before it commits first.
+                    flush_batch(&mut conn, &mut batch);
+                    let _ = reply.send(f(&mut conn));
+                }
+                other => batch.push(other),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        let mut flushes = Vec::new();
-        if let Err(e) = commit(&mut conn, ops, &mut flushes) {
-            tracing::error!(error = %e, "cannot record events or instance state");
-        }
-        for f in flushes {
-            let _ = f.send(());
-        }
+        flush_batch(&mut conn, &mut batch);
     }
 }
 
-fn commit(conn: &mut Connection, ops: Vec<Op>, flushes: &mut Vec<Sender<()>>) -> Result<(), StoreError> {
-    let tx = conn.transaction().map_err(q("begin"))?;
+fn flush_batch(conn: &mut Connection, batch: &mut Vec<Op>) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = commit(conn, std::mem::take(batch)) {
+        tracing::error!(error = %e, "cannot record events or instance state");
+    }
+}
+
+fn commit(conn: &mut Connection, ops: Vec<Op>) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
     for op in ops {
         let r = match op {
             Op::Event(seq, e) => tx
@@ -125,10 +158,7 @@ fn commit(conn: &mut Connection, ops: Vec<Op>, flushes: &mut Vec<Sender<()>>) ->
                        started_at_ms = ?6, last_exit = ?7",
                 )
                 .and_then(|mut st| st.execute(params![service, replica, pid, state, restart_count, started_at_ms, last_exit])),
-            Op::Flush(reply) => {
-                flushes.push(reply);
-                Ok(0)
-            }
+            Op::Exec(..) => Ok(0),
         };
         // One bad row must not lose the rest of the batch.
         if let Err(e) = r {

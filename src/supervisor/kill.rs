@@ -35,9 +35,6 @@ impl Supervisor {
         self.bus.emit(ev);
         if remove {
             let _op = self.ops.lock().await;
-            // The instances' last records are queued: commit them, then
-            // delete the rows they belong to.
-            self.store.flush();
             self.store.delete_service(id)?;
             self.remove(id);
             let mut ev = Event::new(EventKind::Removed, id, 0);
