@@ -132,8 +132,10 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
                 sup.bus.emit(ev);
                 record(sup, svc, replica);
                 let asleep = Instant::now();
+                // The delay counts from the exit, not from the end of the
+                // bookkeeping after it.
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep_until((exited_at + delay).into()) => {}
                     _ = stop_rx.wait_for(|s| s.is_some()) => {}
                 }
                 // The timer may overshoot the nominal delay: what is
