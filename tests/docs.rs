@@ -50,25 +50,32 @@ fn apply_runs_the_steps_in_step_order() {
     assert_eq!(order, expected);
 }
 
-/// `use crate::<module>` lines of every file under `src/<dir>`.
-fn imports(dir: &str) -> Vec<(String, String)> {
+/// Every `.rs` file under `dir` (relative to the crate root).
+fn rust_files(dir: &str) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir);
-    let mut stack = vec![root];
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
-                let text = std::fs::read_to_string(&p).expect("read");
-                for l in text.lines() {
-                    for m in l.match_indices("crate::") {
-                        let module =
-                            l[m.0 + 7..].split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("");
-                        out.push((p.display().to_string(), module.to_owned()));
-                    }
-                }
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `use crate::<module>` lines of every file under `src/<dir>`.
+fn imports(dir: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in rust_files(&format!("src/{dir}")) {
+        let text = std::fs::read_to_string(&p).expect("read");
+        for l in text.lines() {
+            for m in l.match_indices("crate::") {
+                let module = l[m.0 + 7..].split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("");
+                out.push((p.display().to_string(), module.to_owned()));
             }
         }
     }
@@ -82,10 +89,8 @@ fn module_import_rules_hold() {
     for (file, m) in imports("sandbox") {
         assert!(m == "sandbox", "{file}: sandbox may not import crate::{m}");
     }
-    let sandbox_text: String = ["mod.rs", "cgroup.rs", "plan.rs", "probe.rs", "steps.rs", "sys.rs"]
-        .iter()
-        .map(|f| read(&format!("src/sandbox/{f}")))
-        .collect();
+    let sandbox_text: String =
+        rust_files("src/sandbox").iter().map(|p| std::fs::read_to_string(p).expect("read")).collect();
     for forbidden in ["tokio", "tonic", "rusqlite"] {
         assert!(!sandbox_text.contains(&format!("{forbidden}::")), "sandbox uses {forbidden}");
     }
@@ -103,26 +108,17 @@ fn module_import_rules_hold() {
 #[test]
 fn unsafe_lives_only_in_the_syscall_layer() {
     let mut offenders = Vec::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut stack = vec![root];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let text = std::fs::read_to_string(&p).expect("read");
-            let allowed = p.ends_with("sandbox/sys.rs");
-            // Two reviewed exceptions, each a single documented call: taking
-            // fd 0 in the launcher entry point, and registering the launcher
-            // socket with tokio (AsyncFd::register is unsafe since tokio 1.52).
-            let exceptions = p.ends_with("main.rs") || p.ends_with("supervisor/launch.rs");
-            let count = text.matches("unsafe {").count() + text.matches("unsafe fn").count();
-            if !allowed && (count > 1 || (count == 1 && !exceptions)) {
-                offenders.push(format!("{} ({count})", p.display()));
-            }
+    for p in rust_files("src") {
+        let text = std::fs::read_to_string(&p).expect("read");
+        let allowed = p.parent().is_some_and(|d| d.ends_with("sandbox/sys"));
+        // Two reviewed exceptions, each a single documented call: taking
+        // fd 0 in the launcher entry point, and registering the launcher
+        // socket with tokio (AsyncFd::register is unsafe since tokio 1.52).
+        let exceptions = p.ends_with("main.rs") || p.ends_with("supervisor/launch.rs");
+        let count = text.matches("unsafe {").count() + text.matches("unsafe fn").count();
+        if !allowed && (count > 1 || (count == 1 && !exceptions)) {
+            offenders.push(format!("{} ({count})", p.display()));
         }
     }
-    assert!(offenders.is_empty(), "unsafe outside src/sandbox/sys.rs: {offenders:?}");
+    assert!(offenders.is_empty(), "unsafe outside src/sandbox/sys/: {offenders:?}");
 }

@@ -37,6 +37,13 @@ pub fn run() -> Vec<Check> {
                         if l.v2_controllers.is_empty() { "none".to_owned() } else { l.v2_controllers.join(" ") }
                     ),
                 ));
+                if l.needs_v1_migration() {
+                    out.push(check(
+                        "v1 placement",
+                        true,
+                        "each service joins its v1 hierarchies through their tasks files before exec (one thread: no RCU grace period)",
+                    ));
+                }
                 let kill = own.join("cgroup.kill").exists() || kernel_at_least(5, 14);
                 out.push(check(
                     "cgroup.kill",

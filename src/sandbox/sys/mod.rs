@@ -5,8 +5,13 @@
 //! exact errno of the step that failed.
 #![allow(unsafe_code)]
 
+mod signal;
+mod socket;
+
+pub use signal::*;
+pub use socket::*;
+
 use std::ffi::{CStr, CString};
-use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// An errno value.
@@ -388,191 +393,7 @@ pub fn set_pipe_size(fd: &OwnedFd, size: i32) -> Result<i32, Errno> {
 
 // ----------------------------------------------------------------- sockets
 
-/// A connected `AF_UNIX` `SOCK_SEQPACKET` pair, close-on-exec.
-pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    check_int(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
-    })?;
-    Ok((owned(fds[0]), owned(fds[1])))
-}
-
-/// Forces the socket's send and receive buffers (root only), so one
-/// launch plan with a large environment fits in one datagram.
-pub fn force_socket_buffers(fd: &OwnedFd, bytes: i32) -> Result<(), Errno> {
-    for opt in [libc::SO_SNDBUFFORCE, libc::SO_RCVBUFFORCE] {
-        // SAFETY: a valid int option value of the right length.
-        check_int(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&bytes as *const i32).cast(),
-                std::mem::size_of::<i32>() as libc::socklen_t,
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// `SO_SNDBUF`/`SO_RCVBUF` (capped by the system maximum).
-pub fn set_socket_buffers(fd: &OwnedFd, bytes: i32) -> Result<(), Errno> {
-    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
-        // SAFETY: a valid int option value of the right length.
-        check_int(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&bytes as *const i32).cast(),
-                std::mem::size_of::<i32>() as libc::socklen_t,
-            )
-        })?;
-    }
-    Ok(())
-}
-
-pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
-    // SAFETY: fcntl with integer arguments on a descriptor we own.
-    let flags = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    // SAFETY: as above.
-    check_int(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
-    Ok(())
-}
-
-const MAX_FDS_PER_MSG: usize = 16;
-
-/// Sends one datagram carrying `data` and, as `SCM_RIGHTS`, `fds`.
-pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
-    assert!(fds.len() <= MAX_FDS_PER_MSG);
-    let iov = [IoSlice::new(data)];
-    // Space for the largest control message we send, suitably aligned.
-    let mut cmsg_buf = [0u64; 16];
-    // SAFETY: msghdr is plain data; every pointer set below points into
-    // locals that outlive the sendmsg call, and CMSG_* compute offsets
-    // within `cmsg_buf`, whose size we pass.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-        msg.msg_iovlen = 1;
-        if !fds.is_empty() {
-            let len = std::mem::size_of_val(fds) as u32;
-            msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(len) as usize;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(len) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), fds.len());
-        }
-        loop {
-            let r = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
-            if r >= 0 {
-                return Ok(());
-            }
-            let e = Errno::last();
-            if e.0 != libc::EINTR {
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// Receives one datagram into `buf`; returns its length (0 = peer closed)
-/// and the descriptors it carried (close-on-exec).
-pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Errno> {
-    let mut iov = [IoSliceMut::new(buf)];
-    let mut cmsg_buf = [0u64; 16];
-    // SAFETY: as in `send_with_fds`; the kernel writes at most
-    // `msg_controllen` bytes of control data into `cmsg_buf`, and we only
-    // read SCM_RIGHTS payloads within the lengths it reports.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = iov.as_mut_ptr().cast();
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&cmsg_buf);
-        let n = loop {
-            let r = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if r >= 0 {
-                break r as usize;
-            }
-            let e = Errno::last();
-            if e.0 != libc::EINTR {
-                return Err(e);
-            }
-        };
-        let mut fds = Vec::new();
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data_len = (*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize;
-                let count = data_len / std::mem::size_of::<RawFd>();
-                let p = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                for i in 0..count {
-                    fds.push(owned(std::ptr::read_unaligned(p.add(i))));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-        if msg.msg_flags & libc::MSG_TRUNC != 0 {
-            return Err(Errno(libc::EMSGSIZE));
-        }
-        Ok((n, fds))
-    }
-}
-
 // ---------------------------------------------------------------- signals
-
-/// Blocks SIGCHLD in this (single-threaded) process and returns a signalfd
-/// for it, so the launcher's poll loop sees child exits as readable data.
-pub fn sigchld_fd() -> Result<OwnedFd, Errno> {
-    // SAFETY: sigset manipulation on a local, then sigprocmask/signalfd
-    // with valid pointers.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        check_int(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
-        let fd = check_int(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK))?;
-        Ok(owned(fd))
-    }
-}
-
-/// Unblocks every signal (the child must not inherit the launcher's mask).
-pub fn unblock_all_signals() -> Result<(), Errno> {
-    // SAFETY: as in `sigchld_fd`.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        check_int(libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()))?;
-    }
-    Ok(())
-}
-
-/// Drains a signalfd (the data itself is not needed).
-pub fn drain(fd: RawFd) {
-    let mut buf = [0u8; 128 * 8];
-    // SAFETY: reads into a local buffer of the given size.
-    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-}
-
-/// `poll` on `fds` for readability; returns which are readable (or hung up).
-pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> Result<Vec<bool>, Errno> {
-    let mut pfds: Vec<libc::pollfd> =
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    // SAFETY: `pfds` is a valid array of the length we pass.
-    let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-    if r < 0 {
-        let e = Errno::last();
-        if e.0 == libc::EINTR {
-            return Ok(vec![false; fds.len()]);
-        }
-        return Err(e);
-    }
-    Ok(pfds.iter().map(|p| p.revents != 0).collect())
-}
 
 // ------------------------------------------------------------------ probes
 
@@ -614,17 +435,6 @@ pub fn cstring(s: &str) -> Result<CString, Errno> {
     CString::new(s).map_err(|_| Errno(libc::EINVAL))
 }
 
-/// Restores the default disposition of `sig` (Rust ignores SIGPIPE, and an
-/// ignored signal survives exec).
-pub fn default_signal(sig: libc::c_int) -> Result<(), Errno> {
-    // SAFETY: installing SIG_DFL has no memory-safety requirements.
-    let r = unsafe { libc::signal(sig, libc::SIG_DFL) };
-    if r == libc::SIG_ERR {
-        return Err(Errno::last());
-    }
-    Ok(())
-}
-
 /// Non-blocking exclusive `flock`; false if another process holds it.
 pub fn try_lock_exclusive(f: &std::fs::File) -> bool {
     // SAFETY: flock on a descriptor we own.
@@ -635,34 +445,6 @@ pub fn try_lock_exclusive(f: &std::fs::File) -> bool {
 pub fn set_umask(mask: u32) {
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(mask) };
-}
-
-/// The kernel's `struct sigaction` for `rt_sigaction` (x86_64 layout).
-#[repr(C)]
-struct KernelSigaction {
-    handler: usize,
-    flags: u64,
-    restorer: usize,
-    mask: u64,
-}
-
-/// Restores the default disposition of every signal (1..=64 but SIGKILL
-/// and SIGSTOP): ignored signals survive exec, and the service must not
-/// inherit whatever the supervisor's own parent ignored. Uses the raw
-/// syscall because glibc refuses its two reserved real-time signals.
-pub fn reset_all_signals() -> Result<(), Errno> {
-    let dfl = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: a valid kernel sigaction with SIG_DFL, no old-action
-        // pointer, and the kernel's sigset size (8 bytes).
-        check(unsafe {
-            libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, std::ptr::null::<u8>(), 8usize)
-        })?;
-    }
-    Ok(())
 }
 
 /// Whether capability `cap` is in this process's effective set (from

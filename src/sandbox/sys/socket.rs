@@ -1,0 +1,134 @@
+//! Unix sockets between the daemon and the launcher: the socket pair, its
+//! buffers, and datagrams that carry descriptors (`SCM_RIGHTS`).
+#![allow(unsafe_code)]
+
+use super::{check_int, owned, Errno};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+const MAX_FDS_PER_MSG: usize = 16;
+
+/// A connected `AF_UNIX` `SOCK_SEQPACKET` pair, close-on-exec.
+pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    check_int(unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+/// Forces the socket's send and receive buffers (root only), so one
+/// launch plan with a large environment fits in one datagram.
+pub fn force_socket_buffers(fd: &OwnedFd, bytes: i32) -> Result<(), Errno> {
+    set_int_options(fd, &[libc::SO_SNDBUFFORCE, libc::SO_RCVBUFFORCE], bytes)
+}
+
+/// `SO_SNDBUF`/`SO_RCVBUF` (capped by the system maximum).
+pub fn set_socket_buffers(fd: &OwnedFd, bytes: i32) -> Result<(), Errno> {
+    set_int_options(fd, &[libc::SO_SNDBUF, libc::SO_RCVBUF], bytes)
+}
+
+fn set_int_options(fd: &OwnedFd, opts: &[libc::c_int], value: i32) -> Result<(), Errno> {
+    for &opt in opts {
+        // SAFETY: a valid int option value of the right length.
+        check_int(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&value as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: fcntl with integer arguments on a descriptor we own.
+    let flags = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+/// Sends one datagram carrying `data` and, as `SCM_RIGHTS`, `fds`.
+pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
+    assert!(fds.len() <= MAX_FDS_PER_MSG);
+    let iov = [IoSlice::new(data)];
+    // Space for the largest control message we send, suitably aligned.
+    let mut cmsg_buf = [0u64; 16];
+    // SAFETY: msghdr is plain data; every pointer set below points into
+    // locals that outlive the sendmsg call, and CMSG_* compute offsets
+    // within `cmsg_buf`, whose size we pass.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            let len = std::mem::size_of_val(fds) as u32;
+            msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(len) as usize;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(len) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), fds.len());
+        }
+        loop {
+            let r = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = Errno::last();
+            if e.0 != libc::EINTR {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Receives one datagram into `buf`; returns its length (0 = peer closed)
+/// and the descriptors it carried (close-on-exec).
+pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut cmsg_buf = [0u64; 16];
+    // SAFETY: as in `send_with_fds`; the kernel writes at most
+    // `msg_controllen` bytes of control data into `cmsg_buf`, and we only
+    // read SCM_RIGHTS payloads within the lengths it reports.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_mut_ptr().cast();
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cmsg_buf);
+        let n = loop {
+            let r = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if r >= 0 {
+                break r as usize;
+            }
+            let e = Errno::last();
+            if e.0 != libc::EINTR {
+                return Err(e);
+            }
+        };
+        let mut fds = Vec::new();
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data_len = (*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize;
+                let count = data_len / std::mem::size_of::<RawFd>();
+                let p = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..count {
+                    fds.push(owned(std::ptr::read_unaligned(p.add(i))));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        if msg.msg_flags & libc::MSG_TRUNC != 0 {
+            return Err(Errno(libc::EMSGSIZE));
+        }
+        Ok((n, fds))
+    }
+}
