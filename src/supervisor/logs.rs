@@ -149,3 +149,30 @@ pub async fn pump(sink: Arc<LogSink>, bus: Arc<Bus>, fd: OwnedFd, replica: u32, 
         sink.push(&bus, replica, pid, stream, String::from_utf8_lossy(&line).into_owned());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn lines_rotate_by_size_and_the_ring_is_bounded() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let bus = Bus::new(Arc::new(Store::open(&d.path().join("solo.db")).expect("store")));
+        let cfg = LogConfig { ring_lines: 10, file_max_bytes: 1000, file_keep: 2 };
+        let sink = LogSink::new("svc", d.path().join("logs/svc"), cfg);
+        for i in 0..200 {
+            sink.push(&bus, 0, 42, Stream::Stdout, format!("line {i:04} {}", "x".repeat(40)));
+        }
+        let tail = sink.tail(100);
+        assert_eq!(tail.len(), 10, "the ring keeps ring_lines");
+        assert_eq!(tail.last().map(|l| l.line.starts_with("line 0199")), Some(true));
+        let dir = d.path().join("logs/svc");
+        let current = std::fs::metadata(dir.join("current.log")).expect("current").len();
+        assert!(current < 1000, "current.log is {current} bytes");
+        assert!(dir.join("current.log.1").exists() && dir.join("current.log.2").exists());
+        assert!(!dir.join("current.log.3").exists(), "only file_keep rotated files are kept");
+        let newest = std::fs::read_to_string(dir.join("current.log.1")).expect("rotated");
+        assert!(newest.lines().all(|l| l.contains(" 0 out line ")), "{newest}");
+    }
+}
