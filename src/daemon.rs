@@ -158,7 +158,7 @@ async fn serve(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
     let max_message = (args.upload_limit as usize).saturating_add(4 << 20);
     crate::api::server::serve(sup.clone(), &socket, args.listen, max_message).await?;
     // Everything recorded so far reaches the database before exit.
-    sup.store.flush();
+    sup.store.flush().await;
     tracing::info!("bye");
     Ok(())
 }

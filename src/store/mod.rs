@@ -105,7 +105,7 @@ impl Store {
     }
 
     /// Inserts a new service and its revision 1 in one transaction.
-    pub fn insert_service(&self, row: &ServiceRow) -> Result<(), StoreError> {
+    pub async fn insert_service(&self, row: &ServiceRow) -> Result<(), StoreError> {
         let row = row.clone();
         self.writer.exec(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
@@ -128,38 +128,45 @@ impl Store {
             .map_err(q("insert revision"))?;
             tx.commit().map_err(q("commit"))
         })
+        .await
     }
 
-    pub fn set_desired(&self, id: &str, desired: Desired) -> Result<(), StoreError> {
+    pub async fn set_desired(&self, id: &str, desired: Desired) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.writer.exec(move |c| {
-            c.execute("UPDATE services SET desired = ?2 WHERE id = ?1", params![id, desired.as_str()])
-                .map_err(q("update desired state"))
-                .map(|_| ())
-        })
+        self.writer
+            .exec(move |c| {
+                c.execute("UPDATE services SET desired = ?2 WHERE id = ?1", params![id, desired.as_str()])
+                    .map_err(q("update desired state"))
+                    .map(|_| ())
+            })
+            .await
     }
 
     /// Records why a service failed (empty string clears it).
-    pub fn set_failure(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+    pub async fn set_failure(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         let (id, reason) = (id.to_owned(), reason.to_owned());
-        self.writer.exec(move |c| {
-            c.execute("UPDATE services SET failure = ?2 WHERE id = ?1", params![id, reason])
-                .map_err(q("record failure"))
-                .map(|_| ())
-        })
+        self.writer
+            .exec(move |c| {
+                c.execute("UPDATE services SET failure = ?2 WHERE id = ?1", params![id, reason])
+                    .map_err(q("record failure"))
+                    .map(|_| ())
+            })
+            .await
     }
 
     /// Deletes a service, its revisions and instances (events are kept).
     /// Writes queued before it (the instances' last records) commit first.
-    pub fn delete_service(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn delete_service(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.writer.exec(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
-            tx.execute("DELETE FROM instances WHERE service_id = ?1", [&id]).map_err(q("delete instances"))?;
-            tx.execute("DELETE FROM revisions WHERE service_id = ?1", [&id]).map_err(q("delete revisions"))?;
-            tx.execute("DELETE FROM services WHERE id = ?1", [&id]).map_err(q("delete service"))?;
-            tx.commit().map_err(q("commit"))
-        })
+        self.writer
+            .exec(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
+                tx.execute("DELETE FROM instances WHERE service_id = ?1", [&id]).map_err(q("delete instances"))?;
+                tx.execute("DELETE FROM revisions WHERE service_id = ?1", [&id]).map_err(q("delete revisions"))?;
+                tx.execute("DELETE FROM services WHERE id = ?1", [&id]).map_err(q("delete service"))?;
+                tx.commit().map_err(q("commit"))
+            })
+            .await
     }
 
     /// Every service with its current revision.
@@ -229,8 +236,8 @@ impl Store {
     }
 
     /// Waits until every event and instance record sent so far is committed.
-    pub fn flush(&self) {
-        let _ = self.writer.exec(|_| Ok(()));
+    pub async fn flush(&self) {
+        let _ = self.writer.exec(|_| Ok(())).await;
     }
 
     /// The newest `limit` events of a service (or all), oldest first.
@@ -280,30 +287,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn services_round_trip_and_conflict() {
+    #[tokio::test]
+    async fn services_round_trip_and_conflict() {
         let d = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&d.path().join("solo.db")).expect("open");
-        s.insert_service(&row("a", 61184)).expect("insert");
-        assert!(matches!(s.insert_service(&row("a", 61185)), Err(StoreError::Exists(_))));
-        s.set_desired("a", Desired::Stopped).expect("desired");
-        s.set_failure("a", "too many restarts").expect("failure");
+        s.insert_service(&row("a", 61184)).await.expect("insert");
+        assert!(matches!(s.insert_service(&row("a", 61185)).await, Err(StoreError::Exists(_))));
+        s.set_desired("a", Desired::Stopped).await.expect("desired");
+        s.set_failure("a", "too many restarts").await.expect("failure");
         let all = s.services().expect("list");
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].desired, Desired::Stopped);
         assert_eq!(all[0].failure, "too many restarts");
         assert_eq!(s.used_uids().expect("uids"), vec![61184]);
-        s.delete_service("a").expect("delete");
+        s.delete_service("a").await.expect("delete");
         assert!(s.services().expect("list").is_empty());
     }
 
-    #[test]
-    fn reopen_keeps_state_and_migrations_are_idempotent() {
+    #[tokio::test]
+    async fn reopen_keeps_state_and_migrations_are_idempotent() {
         let d = tempfile::tempdir().expect("tempdir");
         let p = d.path().join("solo.db");
         {
             let s = Store::open(&p).expect("open");
-            s.insert_service(&row("b", 61190)).expect("insert");
+            s.insert_service(&row("b", 61190)).await.expect("insert");
             let seq = s.append_event(&EventRow {
                 at_ms: 5,
                 service: "b".into(),
@@ -329,12 +336,12 @@ mod tests {
             message: String::new(),
         });
         assert_eq!(next, 2);
-        s.flush();
+        s.flush().await;
         assert_eq!(s.events(Some("b"), 10).expect("events").len(), 2);
     }
 
-    #[test]
-    fn desired_state_writes_survive_concurrent_event_traffic() {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn desired_state_writes_survive_concurrent_event_traffic() {
         let d = tempfile::tempdir().expect("tempdir");
         let s = std::sync::Arc::new(Store::open(&d.path().join("solo.db")).expect("open"));
         let noisy = s.clone();
@@ -357,12 +364,12 @@ mod tests {
             }
         });
         for i in 0..100 {
-            s.insert_service(&row(&format!("s{i}"), 61184 + i)).expect("insert while the writer commits");
-            s.set_desired(&format!("s{i}"), Desired::Stopped).expect("update while the writer commits");
+            s.insert_service(&row(&format!("s{i}"), 61184 + i)).await.expect("insert while the writer commits");
+            s.set_desired(&format!("s{i}"), Desired::Stopped).await.expect("update while the writer commits");
         }
         stop.store(true, Ordering::Relaxed);
         t.join().expect("writer traffic");
-        s.flush();
+        s.flush().await;
         assert_eq!(s.services().expect("list").len(), 100);
     }
 }

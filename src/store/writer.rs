@@ -31,7 +31,7 @@ type Exec = Box<dyn FnOnce(&mut Connection) -> Result<(), StoreError> + Send>;
 pub(super) enum Op {
     Event(u64, EventRow),
     /// A write of its own (desired state); the result goes back.
-    Exec(Exec, Sender<Result<(), StoreError>>),
+    Exec(Exec, tokio::sync::oneshot::Sender<Result<(), StoreError>>),
     Instance {
         service: String,
         replica: u32,
@@ -87,14 +87,14 @@ impl Writer {
 impl Writer {
     /// Runs `f` on the writer's connection after every write queued before
     /// it, and waits for its result.
-    pub fn exec(
+    /// The caller's task waits without holding a runtime thread.
+    pub async fn exec(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::channel();
-        let gone = || StoreError::WriterGone;
-        self.tx.send(Op::Exec(Box::new(f), tx)).map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.send(Op::Exec(Box::new(f), tx)).map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
     }
 }
 

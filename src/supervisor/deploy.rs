@@ -59,7 +59,7 @@ impl Supervisor {
                 failure: String::new(),
             };
             // Desired state first: a crash from here on still brings it up.
-            self.store.insert_service(&row).map_err(|e| match e {
+            self.store.insert_service(&row).await.map_err(|e| match e {
                 crate::store::StoreError::Exists(id) => Error::AlreadyExists(id),
                 other => other.into(),
             })?;

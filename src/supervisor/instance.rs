@@ -114,7 +114,7 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
                 });
                 // Remembered across daemon restarts: a failed service is not
                 // silently retried by a restart of the supervisor.
-                if let Err(e) = sup.store.set_failure(svc.id(), &reason) {
+                if let Err(e) = sup.store.set_failure(svc.id(), &reason).await {
                     tracing::warn!(error = %e, "cannot record the failure");
                 }
                 let mut ev = Event::new(EventKind::Failed, svc.id(), replica);

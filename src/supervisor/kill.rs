@@ -26,7 +26,7 @@ impl Supervisor {
         let timeout =
             Duration::from_millis(u64::from(if timeout_ms == 0 { svc.spec.shutdown_timeout_ms } else { timeout_ms }));
         // Desired state before action: a crash mid-kill must not revive it.
-        self.store.set_desired(id, Desired::Stopped)?;
+        self.store.set_desired(id, Desired::Stopped).await?;
         svc.set_desired(Desired::Stopped);
         self.stop_service(&svc, StopMode { force, timeout }).await;
         let instances = self.instance_views(&svc);
@@ -35,7 +35,7 @@ impl Supervisor {
         self.bus.emit(ev);
         if remove {
             let _op = self.ops.lock().await;
-            self.store.delete_service(id)?;
+            self.store.delete_service(id).await?;
             self.remove(id);
             let mut ev = Event::new(EventKind::Removed, id, 0);
             ev.message = "desired state removed".into();
