@@ -38,7 +38,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SOLO_UID_RANGE", default_value = "61184-65519", value_parser = parse_uid_range)]
     pub uid_range: (u32, u32),
     /// Name of this supervisor's directory beneath its own cgroup. Default:
-    /// "solo" for the default state dir, else "solo-<hash of state dir>".
+    /// "solo" for the default state dir, else "solo-" and 8 hex digits of the state dir's sha256.
     #[arg(long, env = "SOLO_CGROUP_NAME")]
     pub cgroup_name: Option<String>,
     /// Log format.

@@ -1,5 +1,5 @@
 //! The gRPC control plane: thin tonic adapters over the supervisor.
-//! Conversions live in [`convert`], the single error mapping in [`error`],
+//! Conversions live in `convert`, the single error mapping in `error`,
 //! serving (Unix socket, TCP, health, reflection) in [`server`].
 
 mod convert;

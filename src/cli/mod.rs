@@ -39,7 +39,7 @@ pub enum TierArg {
 #[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("artifact").required(true).args(["exec", "script", "host_path"])))]
 pub struct DeployArgs {
-    /// Service id: [a-z0-9][a-z0-9-]{0,62}.
+    /// Service id: up to 63 lowercase letters, digits and dashes, not starting with a dash.
     pub id: String,
     /// Upload this ELF executable.
     #[arg(long, value_name = "FILE")]

@@ -44,7 +44,9 @@ impl Supervisor {
             if self.get(&id).is_ok() {
                 return Err(Error::AlreadyExists(id));
             }
-            let artifact = self.artifacts.put(&spec.artifact)?;
+            // Hashing and fsyncing up to the upload limit is blocking work:
+            // let the runtime move its other tasks off this thread meanwhile.
+            let artifact = tokio::task::block_in_place(|| self.artifacts.put(&spec.artifact))?;
             let uid = self.allocate_uid()?;
             let created_at_ms = now_ms();
             let stored = without_bytes(&spec);

@@ -127,8 +127,9 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
             Decision::Restart { delay, attempt } => {
                 svc.update(replica, |i, _| i.state = InstanceState::Backoff);
                 let mut ev = Event::new(EventKind::Backoff, svc.id(), replica);
-                ev.delay_ms = delay.as_millis() as u64;
-                ev.message = format!("restarting in {} ms (attempt {attempt})", delay.as_millis());
+                // Rounded up: a jittered 999 µs is not "0 ms".
+                ev.delay_ms = (delay.as_micros() as u64).div_ceil(1000);
+                ev.message = format!("restarting in {:.1} ms (attempt {attempt})", delay.as_secs_f64() * 1000.0);
                 sup.bus.emit(ev);
                 record(sup, svc, replica);
                 let asleep = Instant::now();
@@ -179,7 +180,7 @@ fn on_running(
             let mut ev = Event::new(EventKind::Restarted, svc.id(), replica);
             let restart_us = r.exited_at.elapsed().saturating_sub(r.slept).as_micros() as u64;
             ev.restart_us = restart_us;
-            ev.delay_ms = r.delay.as_millis() as u64;
+            ev.delay_ms = (r.delay.as_micros() as u64).div_ceil(1000);
             ev.message = format!(
                 "restarted with pid {pid} (restart {restart_count}; exit to running {restart_us} µs besides the {} µs backoff sleep)",
                 r.slept.as_micros()
