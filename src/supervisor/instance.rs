@@ -21,7 +21,21 @@ use std::time::{Duration, Instant};
 pub fn start(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32) {
     svc.alive.send_modify(|n| *n += 1);
     tokio::spawn(async move {
-        run(&sup, &svc, replica).await;
+        // Run the lifecycle in its own task so that a panic in it is seen
+        // here: the instance is marked failed, its cgroup still goes, and
+        // Kill/Shutdown (which wait for `alive`) cannot hang on it.
+        let (s, v) = (sup.clone(), svc.clone());
+        if let Err(e) = tokio::spawn(async move { run(&s, &v, replica).await }).await {
+            let reason = format!("internal error: the supervision task panicked ({e}); kill --remove and deploy again");
+            tracing::error!(service = %svc.id(), replica, "{reason}");
+            svc.update(replica, |i, failure| {
+                i.state = InstanceState::Failed;
+                *failure = Some(reason.clone());
+            });
+            let mut ev = Event::new(EventKind::Failed, svc.id(), replica);
+            ev.message = reason;
+            sup.bus.emit(ev);
+        }
         // The cgroup lives as long as the task (it is reused across
         // restarts); whatever path ended the task, it goes now.
         let cg = svc.runtime().instances[replica as usize].cgroup.clone();
