@@ -12,7 +12,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TEST: &str = "python_client";
 
@@ -81,19 +81,7 @@ fn run_client(python: &Path, socket: &Path, program: &Path, logs: &Path) -> (boo
         .stderr(stderr)
         .spawn()
         .expect("start the python client");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait for the python client") {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            // Only the child this test started.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::wait_or_kill(&mut child, Duration::from_secs(180));
     let out = std::fs::read_to_string(&stdout_path).unwrap_or_default();
     let mut err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     if status.is_none() {

@@ -475,17 +475,6 @@ fn sigterm_shuts_down_even_when_stderr_is_gone() {
     // The log reader goes away (a closed terminal, a dead log shipper).
     drop(child.stderr.take());
     common::kill(i64::from(child.id()), libc::SIGTERM);
-    let deadline = Instant::now() + T;
-    let exited = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exited = common::wait_or_kill(&mut child, T);
     assert!(exited.is_some_and(|s| s.success()), "daemon did not exit on SIGTERM: {exited:?}");
 }

@@ -197,14 +197,6 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(q("list services"))
     }
 
-    /// Uids assigned to existing services.
-    pub fn used_uids(&self) -> Result<Vec<u32>, StoreError> {
-        let c = self.conn();
-        let mut st = c.prepare("SELECT uid FROM services").map_err(q("list uids"))?;
-        let rows = st.query_map([], |r| r.get(0)).map_err(q("list uids"))?;
-        rows.collect::<Result<_, _>>().map_err(q("list uids"))
-    }
-
     /// Records an instance's latest state (upsert), asynchronously.
     #[allow(clippy::too_many_arguments)]
     pub fn record_instance(
@@ -299,7 +291,6 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].desired, Desired::Stopped);
         assert_eq!(all[0].failure, "too many restarts");
-        assert_eq!(s.used_uids().expect("uids"), vec![61184]);
         s.delete_service("a").await.expect("delete");
         assert!(s.services().expect("list").is_empty());
     }

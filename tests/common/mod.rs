@@ -207,15 +207,7 @@ impl Daemon {
         if let Some(mut c) = self.child.take() {
             // kill(1) by the pid of the child this harness started.
             let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(40);
-            while c.try_wait().ok().flatten().is_none() {
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.wait();
+            wait_or_kill(&mut c, Duration::from_secs(40));
         }
     }
 
@@ -305,4 +297,21 @@ pub fn cgroup_paths(inst: &serde_json::Value) -> Vec<PathBuf> {
 pub fn kill(pid: i64, sig: i32) {
     let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
     assert!(st.success(), "kill -{sig} {pid} failed");
+}
+
+/// Waits for `child` (one this test started) to exit; after `timeout` kills
+/// it and returns `None`, so a failing test leaves nothing behind.
+pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().expect("wait for a child") {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

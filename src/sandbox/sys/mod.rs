@@ -385,12 +385,6 @@ pub fn pipe(extra: libc::c_int) -> Result<(OwnedFd, OwnedFd), Errno> {
     Ok((owned(fds[0]), owned(fds[1])))
 }
 
-/// Sets the pipe's buffer size (bytes); returns what the kernel granted.
-pub fn set_pipe_size(fd: &OwnedFd, size: i32) -> Result<i32, Errno> {
-    // SAFETY: fcntl with integer arguments.
-    check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) })
-}
-
 // ----------------------------------------------------------------- sockets
 
 // ---------------------------------------------------------------- signals
