@@ -181,7 +181,7 @@ fn spawn_signal_tasks(sup: Arc<Supervisor>) -> anyhow::Result<()> {
         };
         tracing::info!(signal = which, "graceful shutdown");
         sup.shutdown(Duration::from_secs(30)).await;
-        let _ = sup.exit.send(true);
+        sup.exit.send_replace(true);
     });
     Ok(())
 }

@@ -135,7 +135,7 @@ impl Solo for Api {
         // Let this reply go out before the server stops accepting.
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = sup.exit.send(true);
+            sup.exit.send_replace(true);
         });
         Ok(Response::new(pb::ShutdownResponse { stopped }))
     }

@@ -93,7 +93,9 @@ pub struct Supervisor {
     /// Serialises deploy/remove so uid allocation and id checks are atomic.
     ops: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
-    /// Set to true when the daemon should exit (Shutdown done).
+    /// Set to true when the daemon should exit (Shutdown done). Set it with
+    /// `send_replace`: `send` drops the value when nobody subscribed yet,
+    /// and a SIGTERM can arrive before the server subscribes.
     pub exit: watch::Sender<bool>,
 }
 
