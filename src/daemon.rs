@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Runtime directory: the control socket lives here.
     #[arg(long, env = "SOLO_RUNTIME_DIR", default_value = DEFAULT_RUNTIME_DIR)]
     pub runtime_dir: PathBuf,
+    /// Directory of sandbox profiles (*.toml) that add to or override the
+    /// built-ins; each file is checked like `solo profile check` at start.
+    #[arg(long, env = "SOLO_PROFILES_DIR")]
+    pub profiles_dir: Option<PathBuf>,
     /// Also serve gRPC on this TCP address (e.g. 127.0.0.1:50051). Plain
     /// text: bind it to loopback only.
     #[arg(long, env = "SOLO_LISTEN")]
@@ -148,9 +152,11 @@ async fn serve(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
         exe,
         service_cwd: "/".into(),
         log: Default::default(),
+        runtime_dir: args.runtime_dir.clone(),
     };
     tracing::info!(state_dir = %config.state_dir.display(), cgroup = %config.cgroup_tag, "starting");
-    let profiles = crate::profiles::builtin()?.into_iter().map(|(n, (_, d))| (n, d)).collect();
+    let profiles =
+        crate::profiles::ProfileSet::load(args.profiles_dir.as_deref()).context("cannot load the sandbox profiles")?;
     let sup = Supervisor::start(config, profiles).await.context("cannot start the supervisor")?;
     tracing::info!(mode = sup.layout.mode(), services = sup.len(), "supervisor ready");
     spawn_signal_tasks(sup.clone())?;

@@ -73,6 +73,7 @@ pub fn service_state_filter(v: i32) -> Result<Option<ServiceState>, Status> {
         Ok(pb::ServiceState::Failed) => Some(ServiceState::Failed),
         Ok(pb::ServiceState::Stopped) => Some(ServiceState::Stopped),
         Ok(pb::ServiceState::Exited) => Some(ServiceState::Exited),
+        Ok(pb::ServiceState::Quarantined) => Some(ServiceState::Quarantined),
         Err(_) => return Err(Status::invalid_argument(format!("state: {v} is not a ServiceState"))),
     })
 }
@@ -94,6 +95,7 @@ fn service_state(s: ServiceState) -> pb::ServiceState {
         ServiceState::Failed => pb::ServiceState::Failed,
         ServiceState::Stopped => pb::ServiceState::Stopped,
         ServiceState::Exited => pb::ServiceState::Exited,
+        ServiceState::Quarantined => pb::ServiceState::Quarantined,
     }
 }
 
@@ -105,6 +107,7 @@ fn instance_state(s: InstanceState) -> pb::InstanceState {
         InstanceState::Exited => pb::InstanceState::Exited,
         InstanceState::Failed => pb::InstanceState::Failed,
         InstanceState::Backoff => pb::InstanceState::Backoff,
+        InstanceState::Quarantined => pb::InstanceState::Quarantined,
     }
 }
 
@@ -138,6 +141,15 @@ pub fn instance(i: &InstanceView) -> pb::Instance {
         uid: i.uid,
         gid: i.uid,
         spawn_us: i.spawn_us,
+        profile: i.profile.clone(),
+        profile_sha256: i.profile_sha256.clone(),
+        sandbox: i
+            .enforcement
+            .layers
+            .iter()
+            .map(|l| pb::SandboxLayer { name: l.name.clone(), state: l.state.clone(), detail: l.detail.clone() })
+            .collect(),
+        seccomp_denials: i.seccomp_denials,
     }
 }
 
@@ -152,7 +164,7 @@ pub fn service(v: &ServiceView) -> pb::ServiceStatus {
             Tier::System => pb::Tier::System,
         } as i32,
         profile: s.profile.clone(),
-        profile_sha256: crate::profiles::sha256(&s.profile).unwrap_or_default(),
+        profile_sha256: v.profile_sha256.clone(),
         artifact_sha256: v.artifact_sha256.clone(),
         artifact_kind: v.artifact_kind.clone(),
         limits: Some(pb::Limits {
@@ -198,6 +210,8 @@ fn event_kind(k: EventKind) -> pb::EventKind {
         EventKind::Removed => pb::EventKind::Removed,
         EventKind::LaunchFailed => pb::EventKind::LaunchFailed,
         EventKind::Stopped => pb::EventKind::Stopped,
+        EventKind::SeccompDenied => pb::EventKind::SeccompDenied,
+        EventKind::Quarantined => pb::EventKind::Quarantined,
     }
 }
 
@@ -216,6 +230,8 @@ pub fn event(e: &Event) -> pb::WatchEvent {
             spawn_us: e.spawn_us,
             seq: e.seq,
             restart_us: e.restart_us,
+            syscall: e.syscall.clone(),
+            action: e.action.clone(),
         })),
     }
 }

@@ -1,7 +1,7 @@
 //! Messages between the daemon and the launcher: one JSON document per
 //! `SOCK_SEQPACKET` datagram, descriptors alongside as `SCM_RIGHTS`.
 
-use crate::sandbox::plan::LaunchPlan;
+use crate::sandbox::plan::{Enforcement, LaunchPlan};
 use serde::{Deserialize, Serialize};
 
 /// Largest datagram either side sends or accepts.
@@ -17,8 +17,9 @@ pub struct Request {
 /// Launcher → daemon.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
-    /// The instance exec'd; its pidfd travels with this message.
-    Spawned { id: u64, pid: i32, spawn_us: u64 },
+    /// The instance exec'd; its pidfd travels with this message, followed
+    /// by its seccomp listener when `listener` is set.
+    Spawned { id: u64, pid: i32, spawn_us: u64, listener: bool, enforcement: Enforcement },
     /// A launch step failed; the child was reaped.
     Failed { id: u64, step: String, errno: i32, message: String },
     /// A child of the launcher ended (reaped).

@@ -2,6 +2,8 @@
 //! children and report their exits. Exits when the daemon's end closes.
 
 use super::protocol::{Reply, Request, MAX_MESSAGE};
+use crate::sandbox::landlock;
+use crate::sandbox::plan::{Confinement, Enforcement, Layer};
 use crate::sandbox::steps::{self, StepError};
 use crate::sandbox::sys::{self, Forked, WaitStatus};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -93,38 +95,131 @@ fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>) {
         return;
     };
     match launch(&req, stdout, stderr) {
-        Ok((pid, pidfd)) => {
+        Ok(l) => {
             let spawn_us = started.elapsed().as_micros() as u64;
-            send(sock, &Reply::Spawned { id, pid, spawn_us }, &[pidfd.as_raw_fd()]);
+            let mut fds = vec![l.pidfd.as_raw_fd()];
+            if let Some(f) = &l.listener {
+                fds.push(f.as_raw_fd());
+            }
+            let reply =
+                Reply::Spawned { id, pid: l.pid, spawn_us, listener: l.listener.is_some(), enforcement: l.enforcement };
+            send(sock, &reply, &fds);
         }
         Err(e) => send(sock, &fail(e), &[]),
     }
 }
 
-/// Prepares, clones and waits for the child to exec (the error pipe closes)
-/// or to report the step that failed.
-fn launch(req: &Request, stdout: OwnedFd, stderr: OwnedFd) -> Result<(i32, OwnedFd), StepError> {
+struct Launched {
+    pid: i32,
+    pidfd: OwnedFd,
+    listener: Option<OwnedFd>,
+    enforcement: Enforcement,
+}
+
+/// Prepares, clones, and follows the child through its steps: it reports
+/// Landlock's outcome and its seccomp listener, then execs (the report pipe
+/// closes) or reports the step that failed.
+fn launch(req: &Request, stdout: OwnedFd, stderr: OwnedFd) -> Result<Launched, StepError> {
     let prepared = steps::prepare(&req.plan, stdout, stderr)?;
-    let (err_r, err_w) = sys::pipe(0).map_err(|errno| StepError { step: steps::Step::Prepare, errno })?;
+    let prep_err = |errno| StepError { step: steps::Step::Prepare, errno };
+    let (rep_r, rep_w) = sys::pipe(0).map_err(prep_err)?;
+    let (ack_r, ack_w) = sys::pipe(0).map_err(prep_err)?;
     let cgroup = prepared.cgroup_v2.as_ref().map(|f| f.as_raw_fd());
-    match sys::clone3(0, cgroup) {
-        Err(errno) => Err(StepError { step: steps::Step::Clone, errno }),
+    let (pid, pidfd) = match sys::clone3(prepared.clone_flags, cgroup) {
+        Err(errno) => return Err(StepError { step: steps::Step::Clone, errno }),
         Ok(Forked::Child) => {
-            drop(err_r);
-            let e = steps::apply(&prepared);
-            let _ = sys::write_all(err_w.as_raw_fd(), &e.encode());
+            drop((rep_r, ack_w));
+            let ch = steps::Channel { report: rep_w.as_raw_fd(), ack: ack_r.as_raw_fd() };
+            let e = steps::apply(&prepared, &ch);
+            let _ = sys::write_all(rep_w.as_raw_fd(), &e.encode());
             sys::exit_now(127)
         }
-        Ok(Forked::Parent { pid, pidfd }) => {
-            drop(err_w);
-            drop(prepared);
-            let mut b = [0u8; 8];
-            let n = sys::read_full(err_r.as_raw_fd(), &mut b).unwrap_or(0);
-            if n == 8 {
-                let _ = sys::waitpid_blocking(pid);
-                return Err(StepError::decode(&b));
+        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+    };
+    drop((rep_w, ack_r));
+    let missing = prepared.mounts.as_ref().map(|m| m.missing.clone()).unwrap_or_default();
+    let plan = &req.plan.confine;
+    drop(prepared);
+    let mut landlock = None;
+    let mut listener = None;
+    let fail = |e: StepError| {
+        let _ = sys::waitpid_blocking(pid);
+        Err(e)
+    };
+    loop {
+        let mut b = [0u8; 8];
+        let n = sys::read_full(rep_r.as_raw_fd(), &mut b).unwrap_or(0);
+        if n < 8 {
+            break; // exec'd: the close-on-exec pipe closed
+        }
+        let code = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let value = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+        match code {
+            steps::REPORT_LANDLOCK => landlock = Some(landlock::Outcome::from_i32(value)),
+            steps::REPORT_LISTENER => {
+                match sys::pidfd_getfd(pidfd.as_raw_fd(), value) {
+                    Ok(fd) => listener = Some(fd),
+                    Err(errno) => {
+                        let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+                        return fail(StepError { step: steps::Step::Seccomp, errno });
+                    }
+                }
+                let _ = sys::write_all(ack_w.as_raw_fd(), b"k");
             }
-            Ok((pid, pidfd))
+            _ => return fail(StepError::decode(&b)),
         }
     }
+    Ok(Launched { pid, pidfd, listener, enforcement: enforcement(plan, &missing, landlock) })
+}
+
+/// What was enforced, layer by layer, for the daemon to record.
+fn enforcement(c: &Confinement, missing: &[String], landlock: Option<landlock::Outcome>) -> Enforcement {
+    let mut layers = Vec::new();
+    let mut layer =
+        |name: &str, state: &str, detail: String| layers.push(Layer { name: name.into(), state: state.into(), detail });
+    let ns = &c.namespaces;
+    let mut kinds = vec![];
+    if c.fs.is_some() {
+        kinds.push("mount");
+    }
+    for (on, k) in
+        [(ns.pid, "pid"), (ns.ipc, "ipc"), (ns.uts, "uts"), (ns.net, "net"), (ns.cgroup, "cgroup"), (ns.user, "user")]
+    {
+        if on {
+            kinds.push(k);
+        }
+    }
+    layer("namespaces", "enforced", kinds.join(","));
+    match &c.fs {
+        Some(_) if missing.is_empty() => layer("filesystem", "enforced", "pivot_root into a private view".into()),
+        Some(_) => layer(
+            "filesystem",
+            "enforced",
+            format!("pivot_root into a private view; not on this host, so not in the view: {}", missing.join(" ")),
+        ),
+        None => layer("filesystem", "off", "the launcher's own view".into()),
+    }
+    layer("capabilities", "enforced", "none in any of the five sets; no_new_privs".into());
+    let abi = landlock::kernel_abi();
+    match (c.landlock.as_ref(), landlock) {
+        (None, _) => layer("landlock", "off", "not requested".into()),
+        (Some(_), Some(landlock::Outcome::Full)) => {
+            layer("landlock", "enforced", format!("ABI {abi}: {}", landlock::abi_features(abi)))
+        }
+        (Some(r), Some(landlock::Outcome::Partial)) => layer(
+            "landlock",
+            "partial",
+            format!("ABI {abi} (profile asks {}): {}", r.min_abi, landlock::abi_features(abi)),
+        ),
+        (Some(_), _) => layer("landlock", "off", "this kernel has no Landlock (degraded)".into()),
+    }
+    match &c.seccomp {
+        Some(f) => layer(
+            "seccomp",
+            "enforced",
+            format!("allow-list of {} BPF instructions; denials reported", f.bpf.len() / 8),
+        ),
+        None => layer("seccomp", "off", "not requested".into()),
+    }
+    Enforcement { layers }
 }

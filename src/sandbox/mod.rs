@@ -4,13 +4,20 @@
 //! launcher and be lifted into its own crate unchanged.
 //!
 //! - [`plan`]: the serialisable launch plan the daemon sends the launcher.
-//! - [`steps`]: the ordered launch sequence run in the new child.
+//! - [`steps`]: the ordered launch sequence run in the new child; one file
+//!   per layer below does the work of its steps.
 //! - [`cgroup`]: per-instance cgroups (v2, or v1 per controller on hybrid hosts).
+//! - [`namespaces`], [`mounts`], [`caps`], [`landlock`], [`seccomp`].
 //! - [`probe`]: what this host can enforce (for `solo doctor`).
 //! - [`sys`]: the only module with `unsafe`: raw syscalls.
 
+pub mod caps;
 pub mod cgroup;
+pub mod landlock;
+pub mod mounts;
+pub mod namespaces;
 pub mod plan;
 pub mod probe;
+pub mod seccomp;
 pub mod steps;
 pub mod sys;

@@ -10,8 +10,10 @@
 //! [`Step::why`], and `docs/sandbox.md` lists the same steps (a test keeps
 //! the two in step).
 
-use super::plan::LaunchPlan;
+use super::namespaces::{self, UserMaps};
+use super::plan::{LandlockRules, LaunchPlan, Namespaces};
 use super::sys::{self, Errno};
+use super::{caps, mounts};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -21,38 +23,58 @@ use std::os::fd::{AsRawFd, OwnedFd};
 pub enum Step {
     /// Done by the launcher before `clone3` (opening the program, cgroup files).
     Prepare = 1,
-    /// `clone3(CLONE_INTO_CGROUP | CLONE_PIDFD)` itself.
+    /// `clone3(CLONE_INTO_CGROUP | CLONE_PIDFD | CLONE_NEW*)` itself.
     Clone = 2,
     JoinCgroups = 3,
+    CgroupNamespace = 15,
     ResetSignals = 4,
     NewSession = 5,
+    Hostname = 16,
+    Network = 17,
+    Mounts = 18,
+    PivotRoot = 19,
     Stdio = 6,
     Rlimits = 7,
+    DropBounding = 20,
     DropGroups = 8,
     SetGid = 9,
     SetUid = 10,
+    UserNamespace = 21,
+    DropCaps = 22,
     NoNewPrivs = 11,
+    Landlock = 23,
     CloseFds = 12,
     Chdir = 13,
+    Seccomp = 24,
     Exec = 14,
 }
 
 impl Step {
     /// Every step, in the order the code runs them.
-    pub const ORDER: [Step; 14] = [
+    pub const ORDER: [Step; 24] = [
         Step::Prepare,
         Step::Clone,
         Step::JoinCgroups,
+        Step::CgroupNamespace,
         Step::ResetSignals,
         Step::NewSession,
+        Step::Hostname,
+        Step::Network,
+        Step::Mounts,
+        Step::PivotRoot,
         Step::Stdio,
         Step::Rlimits,
+        Step::DropBounding,
         Step::DropGroups,
         Step::SetGid,
         Step::SetUid,
+        Step::UserNamespace,
+        Step::DropCaps,
         Step::NoNewPrivs,
+        Step::Landlock,
         Step::CloseFds,
         Step::Chdir,
+        Step::Seccomp,
         Step::Exec,
     ];
 
@@ -65,16 +87,26 @@ impl Step {
             Step::Prepare => "prepare",
             Step::Clone => "clone",
             Step::JoinCgroups => "join-cgroups",
+            Step::CgroupNamespace => "cgroup-namespace",
             Step::ResetSignals => "reset-signals",
             Step::NewSession => "new-session",
+            Step::Hostname => "hostname",
+            Step::Network => "network",
+            Step::Mounts => "mounts",
+            Step::PivotRoot => "pivot-root",
             Step::Stdio => "stdio",
             Step::Rlimits => "rlimits",
+            Step::DropBounding => "drop-bounding",
             Step::DropGroups => "drop-groups",
             Step::SetGid => "set-gid",
             Step::SetUid => "set-uid",
+            Step::UserNamespace => "user-namespace",
+            Step::DropCaps => "drop-caps",
             Step::NoNewPrivs => "no-new-privs",
+            Step::Landlock => "landlock",
             Step::CloseFds => "close-fds",
             Step::Chdir => "chdir",
+            Step::Seccomp => "seccomp",
             Step::Exec => "exec",
         }
     }
@@ -83,18 +115,28 @@ impl Step {
     pub fn why(self) -> &'static str {
         match self {
             Step::Prepare => "open the program and cgroup files as root before forking, so the child only makes raw syscalls on ready descriptors",
-            Step::Clone => "clone3 with CLONE_INTO_CGROUP places the child in its v2 cgroup atomically (no window outside its limits) and CLONE_PIDFD gives a race-free handle",
+            Step::Clone => "clone3 with CLONE_INTO_CGROUP places the child in its v2 cgroup atomically (no window outside its limits), CLONE_PIDFD gives a race-free handle, and the new mount, pid, IPC, UTS and network namespaces exist from the first instruction",
             Step::JoinCgroups => "on hybrid hosts join each v1 hierarchy (memory, cpu, pids) through its tasks file before anything else runs, so every later byte and fork is accounted and limited",
+            Step::CgroupNamespace => "unshare the cgroup namespace only after every cgroup join, so its root is the instance's own cgroup in every hierarchy and the host's layout stays hidden",
             Step::ResetSignals => "clear the blocked-signal mask and reset every signal to its default (ignored signals survive exec), so the service sees default signal behaviour",
             Step::NewSession => "setsid: a new session and process group, so signals aimed at the supervisor's group or terminal never reach the service",
+            Step::Hostname => "the service's id as hostname, in its own UTS namespace: the host's name is not revealed and cannot be changed",
+            Step::Network => "in network mode loopback bring lo up in the private network namespace; in mode none leave it without any interface",
+            Step::Mounts => "build the view on a fresh tmpfs: system dirs, artifact read-only; data dir read-write; private /tmp with a size cap; minimal /dev; /proc of its own pid namespace with host-revealing files masked. Nothing propagates back to the host",
+            Step::PivotRoot => "pivot_root into the view and detach the host's tree, then make / read-only: no path leads back to the host filesystem (chroot could be escaped; pivot_root+detach cannot)",
             Step::Stdio => "stdin from /dev/null, stdout/stderr to the supervisor's log pipes: the only descriptors 0-2 the service gets",
             Step::Rlimits => "set RLIMIT_NOFILE and RLIMIT_CORE while still root, so hard limits are set before the uid that could only lower them takes over",
+            Step::DropBounding => "empty the bounding, ambient and inheritable capability sets and lock the securebits while still root (it needs CAP_SETPCAP): no exec can ever bring a capability back",
             Step::DropGroups => "setgroups([]) drops root's supplementary groups while we still may",
             Step::SetGid => "setresgid to the service gid, before the uid (after setuid we could no longer change gid)",
             Step::SetUid => "setresuid to the service's own unprivileged uid: from here on it holds no capability",
+            Step::UserNamespace => "where the profile asks: a user namespace mapping only the service's uid and gid to themselves, so even a capability regained inside owns nothing of the host",
+            Step::DropCaps => "empty the effective, permitted and inheritable sets (again after a user namespace, which grants a full set inside it) and check that nothing is left",
             Step::NoNewPrivs => "no_new_privs: setuid/setgid bits and file capabilities can never raise privileges again",
+            Step::Landlock => "Landlock on the view's own paths: defence in depth beneath the mounts, plus TCP bind/connect and signal/abstract-socket scoping where the kernel has them; the enforcement the kernel reports is recorded",
             Step::CloseFds => "close_range(3.., CLOEXEC): no descriptor of the launcher reaches the service (CVE-2024-21626)",
             Step::Chdir => "a working directory inside the service's view, never the launcher's",
+            Step::Seccomp => "the seccomp allow-list, loaded last so no earlier step needs a syscall the service may not make; its listener goes to the supervisor, which sees and records every denial",
             Step::Exec => "execveat by descriptor runs exactly the file that was opened, even if the path changes (CVE-2019-5736 class)",
         }
     }
@@ -128,6 +170,21 @@ impl StepError {
     }
 }
 
+/// Records the child sends the launcher besides a failure: codes above
+/// every [`Step`] discriminant.
+pub const REPORT_LANDLOCK: u32 = 200;
+/// The child's seccomp listener descriptor number; the launcher copies it
+/// with `pidfd_getfd` and answers one byte on the ack pipe.
+pub const REPORT_LISTENER: u32 = 201;
+
+/// The pipes between the child and the launcher, both close-on-exec.
+pub struct Channel {
+    /// Child → launcher: 8-byte records (a failure, or a report).
+    pub report: std::os::fd::RawFd,
+    /// Launcher → child: one byte once the listener is copied.
+    pub ack: std::os::fd::RawFd,
+}
+
 /// What the child needs, ready to use without allocating.
 pub struct Prepared {
     program: OwnedFd,
@@ -144,8 +201,20 @@ pub struct Prepared {
     uid: u32,
     gid: u32,
     rlimits: Vec<super::plan::Rlimit>,
+    namespaces: Namespaces,
+    hostname: Vec<u8>,
+    loopback: bool,
+    user_maps: UserMaps,
+    /// The filesystem view's operations (None: keep the launcher's view).
+    pub mounts: Option<mounts::Prepared>,
+    /// The program's path inside the view, opened after `pivot_root`.
+    view_program: Option<CString>,
+    landlock: Option<LandlockRules>,
+    seccomp: Option<Vec<u8>>,
     /// The v2 cgroup directory for `CLONE_INTO_CGROUP`.
     pub cgroup_v2: Option<OwnedFd>,
+    /// `clone3` namespace flags.
+    pub clone_flags: u64,
 }
 
 fn prep<T>(r: Result<T, Errno>) -> Result<T, StepError> {
@@ -170,6 +239,17 @@ pub fn prepare(plan: &LaunchPlan, stdout: OwnedFd, stderr: OwnedFd) -> Result<Pr
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
+    let c = &plan.confine;
+    let mounts = match &c.fs {
+        Some(v) => Some(prep(mounts::prepare(v))?),
+        None => None,
+    };
+    if let Some(l) = &c.landlock {
+        // Refused before anything is started, naming the layer.
+        if l.refuse_below_min && super::landlock::kernel_abi() < l.min_abi as i32 {
+            return Err(StepError { step: Step::Landlock, errno: Errno(libc::EOPNOTSUPP) });
+        }
+    }
     Ok(Prepared {
         program,
         v1_tasks,
@@ -184,6 +264,18 @@ pub fn prepare(plan: &LaunchPlan, stdout: OwnedFd, stderr: OwnedFd) -> Result<Pr
         uid: plan.uid,
         gid: plan.gid,
         rlimits: plan.rlimits.clone(),
+        namespaces: c.namespaces,
+        hostname: c.hostname.as_bytes().to_vec(),
+        loopback: c.loopback,
+        user_maps: prep(UserMaps::new(plan.uid, plan.gid))?,
+        clone_flags: namespaces::clone_flags(&c.namespaces, mounts.is_some()),
+        view_program: match &c.fs {
+            Some(v) => Some(prep(sys::cstring(&v.program))?),
+            None => None,
+        },
+        mounts,
+        landlock: c.landlock.clone(),
+        seccomp: c.seccomp.as_ref().map(|s| s.bpf.clone()),
         cgroup_v2,
     })
 }
@@ -194,26 +286,47 @@ fn at(step: Step, r: Result<(), Errno>) -> Result<(), StepError> {
 
 /// The launch sequence. Runs in the freshly cloned child; on success it
 /// does not return (the process becomes the service).
-pub fn apply(p: &Prepared) -> StepError {
-    match run(p) {
+pub fn apply(p: &Prepared, ch: &Channel) -> StepError {
+    match run(p, ch) {
         Ok(never) => match never {},
         Err(e) => e,
     }
 }
 
-fn run(p: &Prepared) -> Result<std::convert::Infallible, StepError> {
+/// The order is the security argument; see [`Step::why`] for each line.
+fn run(p: &Prepared, ch: &Channel) -> Result<std::convert::Infallible, StepError> {
+    let ns = &p.namespaces;
     join_cgroups(p)?;
+    at(Step::CgroupNamespace, namespaces::cgroup(ns))?;
     at(Step::ResetSignals, sys::unblock_all_signals().and_then(|()| sys::reset_all_signals()))?;
     at(Step::NewSession, sys::setsid())?;
+    at(Step::Hostname, namespaces::hostname(ns, &p.hostname))?;
+    at(Step::Network, namespaces::network(ns, p.loopback))?;
+    if let Some(m) = &p.mounts {
+        at(Step::Mounts, mounts::apply(m))?;
+        at(Step::PivotRoot, mounts::pivot())?;
+    }
     stdio(p)?;
     rlimits(p)?;
+    at(Step::DropBounding, caps::drop_bounding())?;
     at(Step::DropGroups, sys::setgroups_empty())?;
     at(Step::SetGid, sys::setresgid(p.gid))?;
     at(Step::SetUid, sys::setresuid(p.uid))?;
+    at(Step::UserNamespace, namespaces::user(ns, &p.user_maps))?;
+    at(Step::DropCaps, caps::clear_all())?;
     at(Step::NoNewPrivs, sys::set_no_new_privs())?;
+    landlock(p, ch)?;
     at(Step::CloseFds, sys::close_range_cloexec(3))?;
     at(Step::Chdir, sys::chdir(&p.cwd))?;
-    Err(StepError { step: Step::Exec, errno: sys::execveat(p.program.as_raw_fd(), &p.argv_ptrs, &p.env_ptrs) })
+    // Inside the view the program is opened where the view shows it (the
+    // same file, bound read-only); Landlock allows execution only there.
+    let view_program = match &p.view_program {
+        Some(path) => Some(sys::open(path, libc::O_PATH).map_err(|errno| StepError { step: Step::Exec, errno })?),
+        None => None,
+    };
+    let program = view_program.as_ref().unwrap_or(&p.program);
+    seccomp(p, ch)?;
+    Err(StepError { step: Step::Exec, errno: sys::execveat(program.as_raw_fd(), &p.argv_ptrs, &p.env_ptrs) })
 }
 
 fn join_cgroups(p: &Prepared) -> Result<(), StepError> {
@@ -235,6 +348,33 @@ fn rlimits(p: &Prepared) -> Result<(), StepError> {
         at(Step::Rlimits, sys::setrlimit(l.resource, l.soft, l.hard))?;
     }
     Ok(())
+}
+
+fn report(ch: &Channel, code: u32, value: i32) -> Result<(), Errno> {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&code.to_ne_bytes());
+    b[4..].copy_from_slice(&value.to_ne_bytes());
+    sys::write_all(ch.report, &b)
+}
+
+fn landlock(p: &Prepared, ch: &Channel) -> Result<(), StepError> {
+    let Some(rules) = &p.landlock else { return Ok(()) };
+    let outcome = super::landlock::restrict(rules).map_err(|errno| StepError { step: Step::Landlock, errno })?;
+    at(Step::Landlock, report(ch, REPORT_LANDLOCK, outcome as i32))
+}
+
+fn seccomp(p: &Prepared, ch: &Channel) -> Result<(), StepError> {
+    let Some(bpf) = &p.seccomp else { return Ok(()) };
+    let listener = super::seccomp::load(bpf).map_err(|errno| StepError { step: Step::Seccomp, errno })?;
+    // From here on only the filter's ALWAYS syscalls are sure to pass:
+    // write the descriptor number, wait for the copy, exec.
+    at(Step::Seccomp, report(ch, REPORT_LISTENER, listener.as_raw_fd()))?;
+    let mut b = [0u8; 1];
+    match sys::read_full(ch.ack, &mut b) {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(StepError { step: Step::Seccomp, errno: Errno(libc::EPIPE) }),
+        Err(errno) => Err(StepError { step: Step::Seccomp, errno }),
+    }
 }
 
 #[cfg(test)]

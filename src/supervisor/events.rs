@@ -19,6 +19,8 @@ pub enum EventKind {
     Removed,
     LaunchFailed,
     Stopped,
+    SeccompDenied,
+    Quarantined,
 }
 
 impl EventKind {
@@ -35,6 +37,8 @@ impl EventKind {
             EventKind::Removed => "removed",
             EventKind::LaunchFailed => "launch-failed",
             EventKind::Stopped => "stopped",
+            EventKind::SeccompDenied => "seccomp-denied",
+            EventKind::Quarantined => "quarantined",
         }
     }
 }
@@ -55,6 +59,9 @@ pub struct Event {
     pub spawn_us: u64,
     /// RESTARTED: exit → running, backoff delay excluded.
     pub restart_us: u64,
+    /// SECCOMP_DENIED: the syscall and the action taken.
+    pub syscall: String,
+    pub action: String,
 }
 
 impl Event {
@@ -72,6 +79,8 @@ impl Event {
             delay_ms: 0,
             spawn_us: 0,
             restart_us: 0,
+            syscall: String::new(),
+            action: String::new(),
         }
     }
 }

@@ -9,7 +9,8 @@ use super::launch::{LaunchError, Spawned};
 use super::logs;
 use super::restart::{self, Decision, Exit, ExitHow, Tracker};
 use super::service::{InstanceState, Service, StopMode};
-use super::Supervisor;
+use super::{denials, policy, Supervisor};
+use crate::profiles::OnViolation;
 use crate::sandbox::cgroup::{CgroupLimits, InstanceCgroup};
 use crate::sandbox::plan::{LaunchPlan, Rlimit};
 use crate::sandbox::sys::{self, WaitStatus};
@@ -72,10 +73,24 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
         let started = Instant::now();
         let ended = match launch(sup, svc, replica, &cg, &mut created).await {
             Ok(sp) => {
-                let Spawned { pid, pidfd, spawn_us, exit } = sp;
+                let Spawned { pid, pidfd, spawn_us, exit, listener, enforcement } = sp;
                 let pidfd = Arc::new(pidfd);
+                svc.update(replica, |i, _| {
+                    i.enforcement = enforcement;
+                    i.killed_by_filter = None;
+                });
+                let denials = match (listener, sup.policies.get(&svc.spec.profile)) {
+                    (Some(l), Some(policy)) => {
+                        Some(denials::watch(sup.clone(), svc.clone(), replica, pid, l, policy.action()))
+                    }
+                    _ => None,
+                };
                 on_running(sup, svc, replica, pid, spawn_us, &pidfd, restarting.take());
-                supervise(sup, svc, replica, &cg, pid, &pidfd, exit, &mut stop_rx).await
+                let ended = supervise(sup, svc, replica, &cg, pid, &pidfd, exit, &mut stop_rx).await;
+                if let Some(d) = denials {
+                    d.abort();
+                }
+                ended
             }
             Err(e) => {
                 let msg = format!("launch failed: {e}");
@@ -107,6 +122,25 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
             Ended::Exit(exit, at) => (exit, at),
         };
         let (exit, exited_at) = exit;
+        if let Some(reason) = quarantine(sup, svc, replica, &exit) {
+            svc.update(replica, |i, failure| {
+                i.state = InstanceState::Quarantined;
+                i.pid = 0;
+                i.pidfd = None;
+                i.last_exit = Some(exit.clone());
+                *failure = Some(reason.clone());
+            });
+            // Kept across daemon restarts, like a failure.
+            if let Err(e) = sup.store.set_failure(svc.id(), &reason).await {
+                tracing::warn!(error = %e, "cannot record the quarantine");
+            }
+            let mut ev = Event::new(EventKind::Quarantined, svc.id(), replica);
+            ev.message = reason;
+            ev.exit = Some(exit);
+            sup.bus.emit(ev);
+            record(sup, svc, replica);
+            return;
+        }
         let now = Instant::now();
         let decision =
             restart::decide(&svc.spec.restart, &exit, now - started, now, &mut tracker, rand::random::<f64>());
@@ -252,6 +286,8 @@ async fn launch(
         cg.create(&limits).map_err(|e| format!("step cgroup: {e}"))?;
         *created = true;
     }
+    ensure_data_dir(&policy::data_dir(&sup.config.state_dir, svc.id()), svc.uid)
+        .map_err(|e| format!("step data-dir: {e}"))?;
     let (out_r, out_w) = sys::pipe(0).map_err(|e| format!("step pipes: {e}"))?;
     let (err_r, err_w) = sys::pipe(0).map_err(|e| format!("step pipes: {e}"))?;
     let plan = plan(sup, svc, replica, cg);
@@ -270,6 +306,43 @@ async fn launch(
     Ok(sp)
 }
 
+/// The service's private data directory: its uid's alone (0700).
+fn ensure_data_dir(dir: &std::path::Path, uid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(std::io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
+    }
+    std::os::unix::fs::chown(dir, Some(uid), Some(uid))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Whether this exit puts the instance in quarantine: its filter killed the
+/// main process (or the kernel did, with SIGSYS, for a foreign syscall ABI)
+/// and the profile says `on_violation = "quarantine"`.
+fn quarantine(sup: &Supervisor, svc: &Service, replica: u32, exit: &Exit) -> Option<String> {
+    let policy = sup.policies.get(&svc.spec.profile)?;
+    if policy.profile.seccomp.on_violation != OnViolation::Quarantine {
+        return None;
+    }
+    let by_filter = svc.runtime().instances[replica as usize].killed_by_filter.clone();
+    let why = match (by_filter, exit.how) {
+        (Some(syscall), ExitHow::Signal(libc::SIGKILL)) => {
+            format!("its seccomp filter killed it for calling {syscall} (profile {})", policy.profile.name)
+        }
+        (_, ExitHow::Signal(libc::SIGSYS)) => {
+            format!("the kernel's seccomp filter killed it with SIGSYS (profile {})", policy.profile.name)
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "{}{why}; not restarted: inspect it with `solo logs {}` and `solo watch`, then redeploy (kill --remove, deploy)",
+        super::service::QUARANTINE_PREFIX,
+        svc.id()
+    ))
+}
+
 fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> LaunchPlan {
     let spec = &svc.spec;
     let mut env: Vec<String> = Vec::with_capacity(spec.env.len() + 5);
@@ -284,11 +357,22 @@ fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> L
     env.push(format!("SOLO_REPLICA={replica}"));
     env.push(format!("SOLO_REVISION={}", svc.revision));
     let nofile = u64::from(spec.limits.max_open_files);
+    let data = policy::data_dir(&sup.config.state_dir, spec.id.as_str());
+    let view_root = sup.config.runtime_dir.join("root");
+    let confine = match sup.policies.get(&spec.profile) {
+        Some(p) => p.confinement(svc, &policy::Paths { view_root: &view_root, data: &data }),
+        None => Default::default(),
+    };
+    let mut argv = svc.artifact.argv(spec.id.as_str(), &spec.args);
+    if svc.artifact.script.is_some() && argv.len() > 1 {
+        // The interpreter reads the script where the view shows it.
+        argv[1] = format!("{}/{}", policy::APP_DIR, policy::artifact_name(svc));
+    }
     LaunchPlan {
         service: spec.id.to_string(),
         replica,
         program: svc.artifact.program.clone(),
-        argv: svc.artifact.argv(spec.id.as_str(), &spec.args),
+        argv,
         env,
         uid: svc.uid,
         gid: svc.uid,
@@ -299,6 +383,7 @@ fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> L
             Rlimit { resource: libc::RLIMIT_CORE, soft: 0, hard: 0 },
         ],
         cwd: sup.config.service_cwd.clone(),
+        confine,
     }
 }
 
@@ -325,7 +410,7 @@ async fn supervise(
         None => {
             let mode = (*stop_rx.borrow()).unwrap_or(StopMode { force: true, timeout: Duration::ZERO });
             svc.update(replica, |i, _| i.state = InstanceState::Stopping);
-            (stop(cg, pidfd, &mut exit_rx, mode).await, true)
+            (stop(pid, cg, pidfd, &mut exit_rx, mode).await, true)
         }
     };
     let oom = cg.oom_kills() > oom_before;
@@ -354,14 +439,29 @@ async fn supervise(
     }
 }
 
-/// SIGTERM, wait up to the timeout, then SIGKILL the whole cgroup.
+/// Whether `pid` has a SIGTERM handler (`SigCgt` in its status). Unknown
+/// counts as yes, so the graceful path is kept when in doubt.
+fn catches_sigterm(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return true };
+    let mask =
+        status.lines().find_map(|l| l.strip_prefix("SigCgt:")).and_then(|h| u64::from_str_radix(h.trim(), 16).ok());
+    mask.is_none_or(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+}
+
+/// SIGTERM (if the service can act on it), wait up to the timeout, then
+/// SIGKILL the whole cgroup.
 async fn stop(
+    pid: i32,
     cg: &InstanceCgroup,
     pidfd: &OwnedFd,
     exit_rx: &mut tokio::sync::oneshot::Receiver<WaitStatus>,
     mode: StopMode,
 ) -> WaitStatus {
-    if !mode.force && sys::pidfd_send_signal(pidfd, libc::SIGTERM).is_ok() {
+    // The main process is init of its pid namespace: the kernel drops a
+    // SIGTERM it has no handler for, where any other process would die of
+    // it. Such a service is killed at once, as it would have been.
+    let graceful = !mode.force && catches_sigterm(pid);
+    if graceful && sys::pidfd_send_signal(pidfd, libc::SIGTERM).is_ok() {
         if let Ok(st) = tokio::time::timeout(mode.timeout, &mut *exit_rx).await {
             return st.unwrap_or(WaitStatus::Signaled(libc::SIGKILL));
         }

@@ -37,8 +37,17 @@ impl Supervisor {
             let _op = self.ops.lock().await;
             self.store.delete_service(id).await?;
             self.remove(id);
+            // The data directory belongs to the service; it goes with it (a
+            // new service of the same id, under another uid, starts empty).
+            let data = super::policy::data_dir(&self.config.state_dir, id);
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&data)).await;
+            if let Ok(Err(e)) = removed {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(service = id, error = %e, "cannot remove the data directory");
+                }
+            }
             let mut ev = Event::new(EventKind::Removed, id, 0);
-            ev.message = "desired state removed".into();
+            ev.message = "desired state and data directory removed".into();
             self.bus.emit(ev);
         }
         Ok(KillOutcome { instances, removed: remove })

@@ -7,7 +7,7 @@
 //! the same way, so no exit is lost.
 
 use crate::launcher::protocol::{Reply, Request, MAX_MESSAGE};
-use crate::sandbox::plan::LaunchPlan;
+use crate::sandbox::plan::{Enforcement, LaunchPlan};
 use crate::sandbox::sys::{self, WaitStatus};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -37,9 +37,12 @@ pub struct Spawned {
     pub pidfd: OwnedFd,
     pub spawn_us: u64,
     pub exit: oneshot::Receiver<WaitStatus>,
+    /// The seccomp filter's notification listener.
+    pub listener: Option<OwnedFd>,
+    pub enforcement: Enforcement,
 }
 
-type SpawnReply = Result<(i32, u64, Option<OwnedFd>, oneshot::Receiver<WaitStatus>), LaunchError>;
+type SpawnReply = Result<Spawned, LaunchError>;
 
 struct Conn {
     sock: AsyncFd<OwnedFd>,
@@ -138,9 +141,7 @@ impl Launcher {
             }
         }
         drop((stdout, stderr));
-        let (pid, spawn_us, pidfd, exit) = rx.await.map_err(|_| LaunchError::Gone("no reply".into()))??;
-        let pidfd = pidfd.ok_or_else(|| LaunchError::Gone("spawn reply without a pidfd".into()))?;
-        Ok(Spawned { pid, pidfd, spawn_us, exit })
+        rx.await.map_err(|_| LaunchError::Gone("no reply".into()))?
     }
 
     async fn disconnect(&self, conn: &Arc<Conn>) {
@@ -203,14 +204,21 @@ async fn read_loop(l: Arc<Launcher>, conn: Arc<Conn>) {
             }
         };
         match reply {
-            Reply::Spawned { id, pid, spawn_us } => {
+            Reply::Spawned { id, pid, spawn_us, listener, enforcement } => {
                 // Register the exit route before anyone can see the pid, so
                 // an exit reported right after this message finds it.
                 let (tx, rx) = oneshot::channel();
                 l.exits.lock().unwrap_or_else(|p| p.into_inner()).insert(pid, tx);
                 let waiter = conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                let mut fds = fds.drain(..);
+                let pidfd = fds.next();
+                let listener = if listener { fds.next() } else { None };
+                let reply = match pidfd {
+                    Some(pidfd) => Ok(Spawned { pid, pidfd, spawn_us, exit: rx, listener, enforcement }),
+                    None => Err(LaunchError::Gone("spawn reply without a pidfd".into())),
+                };
                 if let Some(w) = waiter {
-                    let _ = w.send(Ok((pid, spawn_us, fds.pop(), rx)));
+                    let _ = w.send(reply);
                 }
             }
             Reply::Failed { id, step, errno, message } => {
@@ -231,10 +239,15 @@ async fn read_loop(l: Arc<Launcher>, conn: Arc<Conn>) {
     }
 }
 
-/// Registers the launcher socket with the tokio reactor.
-#[allow(unsafe_code)]
 fn register(fd: OwnedFd) -> Result<AsyncFd<OwnedFd>, LaunchError> {
+    register_fd(fd).map_err(LaunchError::Start)
+}
+
+/// Registers a descriptor (the launcher socket, a seccomp listener) with
+/// the tokio reactor.
+#[allow(unsafe_code)]
+pub(super) fn register_fd(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: an OwnedFd is open for as long as it is owned and always
     // returns the same descriptor from as_raw_fd; the AsyncFd owns it.
-    unsafe { AsyncFd::register(fd) }.map_err(|e| LaunchError::Start(std::io::Error::other(e.to_string())))
+    unsafe { AsyncFd::register(fd) }.map_err(|e| std::io::Error::other(e.to_string()))
 }

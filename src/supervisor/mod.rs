@@ -7,12 +7,14 @@
 //! store.
 
 pub mod artifacts;
+mod denials;
 mod deploy;
 pub mod events;
 mod instance;
 mod kill;
 pub mod launch;
 pub mod logs;
+pub mod policy;
 mod query;
 mod recover;
 pub mod restart;
@@ -23,7 +25,7 @@ pub use deploy::DeployOutcome;
 pub use query::{InstanceView, ListFilter, ServiceView};
 
 use crate::sandbox::cgroup::{CgroupError, Layout};
-use crate::spec::{FieldError, ProfileDefaults, Validator};
+use crate::spec::{FieldError, Validator};
 use crate::store::{Store, StoreError};
 use artifacts::{ArtifactError, ArtifactStore};
 use events::Bus;
@@ -46,6 +48,8 @@ pub struct Config {
     pub exe: PathBuf,
     pub service_cwd: String,
     pub log: logs::LogConfig,
+    /// Holds the empty directory each instance's view is mounted on.
+    pub runtime_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,10 +93,14 @@ pub struct Supervisor {
     pub launcher: Arc<launch::Launcher>,
     pub artifacts: ArtifactStore,
     pub validator: Validator,
+    /// Compiled profiles, by name.
+    pub policies: BTreeMap<String, Arc<policy::Policy>>,
     services: RwLock<BTreeMap<String, Arc<Service>>>,
     /// Serialises deploy/remove so uid allocation and id checks are atomic.
     ops: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
+    /// Syscalls denied by every instance's filter since the daemon started.
+    pub denials: std::sync::atomic::AtomicU64,
     /// Set to true when the daemon should exit (Shutdown done). Set it with
     /// `send_replace`: `send` drops the value when nobody subscribed yet,
     /// and a SIGTERM can arrive before the server subscribes.
@@ -102,7 +110,15 @@ pub struct Supervisor {
 impl Supervisor {
     /// Opens state, prepares cgroups, starts the launcher and brings every
     /// desired service back.
-    pub async fn start(config: Config, profiles: BTreeMap<String, ProfileDefaults>) -> Result<Arc<Self>, Error> {
+    pub async fn start(config: Config, profiles: crate::profiles::ProfileSet) -> Result<Arc<Self>, Error> {
+        let policies = policy::compile(&profiles).map_err(Error::Precondition)?;
+        let view_root = config.runtime_dir.join("root");
+        std::fs::create_dir_all(&view_root)
+            .map_err(|e| Error::Precondition(format!("cannot create {}: {e}", view_root.display())))?;
+        let data = config.state_dir.join("data");
+        std::fs::create_dir_all(&data)
+            .and_then(|()| std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o711)))
+            .map_err(|e| Error::Precondition(format!("cannot create {}: {e}", data.display())))?;
         let store = Arc::new(Store::open(&config.state_dir.join("solo.db"))?);
         let layout = Layout::detect(&config.cgroup_tag)?;
         layout.prepare()?;
@@ -110,7 +126,12 @@ impl Supervisor {
         let launcher = launch::Launcher::new(config.exe.clone());
         launcher.start().await.map_err(|e| Error::Precondition(e.to_string()))?;
         let sup = Arc::new(Supervisor {
-            validator: Validator { upload_limit: config.upload_limit, profiles, max_open_files: grantable_nofile() },
+            validator: Validator {
+                upload_limit: config.upload_limit,
+                profiles: profiles.defaults(),
+                max_open_files: grantable_nofile(),
+            },
+            policies,
             bus: Arc::new(Bus::new(store.clone())),
             store,
             layout,
@@ -120,6 +141,7 @@ impl Supervisor {
             services: RwLock::new(BTreeMap::new()),
             ops: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
+            denials: Default::default(),
             exit: watch::channel(false).0,
         });
         recover::run(&sup).await?;

@@ -26,6 +26,10 @@ pub struct InstanceView {
     pub usage: Usage,
     pub uid: u32,
     pub spawn_us: u64,
+    pub profile: String,
+    pub profile_sha256: String,
+    pub enforcement: crate::sandbox::plan::Enforcement,
+    pub seccomp_denials: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +43,7 @@ pub struct ServiceView {
     pub created_at_ms: i64,
     pub failure: Option<String>,
     pub uid: u32,
+    pub profile_sha256: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -90,6 +95,10 @@ impl Supervisor {
                 usage,
                 uid: svc.uid,
                 spawn_us: i.spawn_us,
+                profile: svc.spec.profile.clone(),
+                profile_sha256: self.profile_sha256(&svc.spec.profile),
+                enforcement: i.enforcement.clone(),
+                seccomp_denials: i.seccomp_denials,
             })
             .collect()
     }
@@ -109,7 +118,13 @@ impl Supervisor {
             created_at_ms: svc.created_at_ms,
             failure,
             uid: svc.uid,
+            profile_sha256: self.profile_sha256(&svc.spec.profile),
         }
+    }
+
+    /// The sha256 of a profile this daemon serves (empty if unknown).
+    pub fn profile_sha256(&self, name: &str) -> String {
+        self.policies.get(name).map(|p| p.profile.sha256.clone()).unwrap_or_default()
     }
 
     pub fn status(&self, id: &str) -> Result<ServiceView, Error> {

@@ -21,6 +21,8 @@ pub enum InstanceState {
     Exited,
     Failed,
     Backoff,
+    /// Killed by its seccomp filter; not restarted.
+    Quarantined,
 }
 
 impl InstanceState {
@@ -32,6 +34,7 @@ impl InstanceState {
             InstanceState::Exited => "exited",
             InstanceState::Failed => "failed",
             InstanceState::Backoff => "backoff",
+            InstanceState::Quarantined => "quarantined",
         }
     }
 }
@@ -44,6 +47,7 @@ pub enum ServiceState {
     Failed,
     Stopped,
     Exited,
+    Quarantined,
 }
 
 impl ServiceState {
@@ -55,6 +59,7 @@ impl ServiceState {
             ServiceState::Failed => "failed",
             ServiceState::Stopped => "stopped",
             ServiceState::Exited => "exited",
+            ServiceState::Quarantined => "quarantined",
         }
     }
 }
@@ -85,6 +90,12 @@ pub struct Instance {
     pub ever_running: bool,
     /// Last usage sample and when it was read.
     pub usage: Option<(Instant, crate::sandbox::cgroup::Usage)>,
+    /// Syscalls the filter denied, over the instance's life.
+    pub seccomp_denials: u64,
+    /// Set when the filter killed the main process (the syscall's name).
+    pub killed_by_filter: Option<String>,
+    /// What the latest launch enforced.
+    pub enforcement: crate::sandbox::plan::Enforcement,
 }
 
 /// The persisted facts about a service besides its spec.
@@ -144,6 +155,9 @@ impl Service {
                 launch_error: None,
                 ever_running: false,
                 usage: None,
+                seccomp_denials: 0,
+                killed_by_filter: None,
+                enforcement: Default::default(),
             })
             .collect();
         Service {
@@ -185,12 +199,15 @@ impl Service {
         self.changed.notify_waiters();
     }
 
-    /// Marks every instance failed with `reason` (a restored failure).
+    /// Marks every instance failed with `reason` (a restored failure), or
+    /// quarantined when the reason says so.
     pub fn mark_failed(&self, reason: &str) {
         let mut rt = self.runtime();
         rt.failure = Some(reason.to_owned());
+        let state =
+            if reason.starts_with(QUARANTINE_PREFIX) { InstanceState::Quarantined } else { InstanceState::Failed };
         for i in &mut rt.instances {
-            i.state = InstanceState::Failed;
+            i.state = state;
         }
     }
 
@@ -207,7 +224,13 @@ impl Service {
     }
 }
 
+/// Failure reasons that start with this put the service in quarantine.
+pub const QUARANTINE_PREFIX: &str = "quarantined: ";
+
 pub fn derive_state(rt: &Runtime) -> ServiceState {
+    if rt.instances.iter().any(|i| i.state == InstanceState::Quarantined) {
+        return ServiceState::Quarantined;
+    }
     if rt.failure.is_some() || rt.instances.iter().any(|i| i.state == InstanceState::Failed) {
         return ServiceState::Failed;
     }

@@ -5,9 +5,11 @@
 //! exact errno of the step that failed.
 #![allow(unsafe_code)]
 
+mod confine;
 mod signal;
 mod socket;
 
+pub use confine::*;
 pub use signal::*;
 pub use socket::*;
 

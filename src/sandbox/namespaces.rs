@@ -1,0 +1,86 @@
+//! Namespaces. The pid namespace must be created by `clone3` itself (the
+//! caller of `unshare(CLONE_NEWPID)` stays outside it), and so are mount,
+//! IPC, UTS and network. The cgroup namespace is unshared later, after the
+//! child joined its v1 cgroups, so that its root is the instance's cgroup in
+//! every hierarchy. A user namespace, where asked, comes last of all, after
+//! the switch to the service uid: it maps that uid to itself, and only adds
+//! a layer (capabilities regained inside it would own nothing of the host).
+
+use super::plan::Namespaces;
+use super::sys::{self, Errno};
+use std::ffi::CString;
+
+/// `clone3` flags for the namespaces created at clone time.
+pub fn clone_flags(ns: &Namespaces, mount: bool) -> u64 {
+    let mut f = 0;
+    if mount {
+        f |= libc::CLONE_NEWNS;
+    }
+    if ns.pid {
+        f |= libc::CLONE_NEWPID;
+    }
+    if ns.ipc {
+        f |= libc::CLONE_NEWIPC;
+    }
+    if ns.uts {
+        f |= libc::CLONE_NEWUTS;
+    }
+    if ns.net {
+        f |= libc::CLONE_NEWNET;
+    }
+    f as u64
+}
+
+/// Unshares the cgroup namespace (after every cgroup join).
+pub fn cgroup(ns: &Namespaces) -> Result<(), Errno> {
+    if ns.cgroup {
+        sys::unshare(libc::CLONE_NEWCGROUP)?;
+    }
+    Ok(())
+}
+
+/// Sets the hostname in the new UTS namespace.
+pub fn hostname(ns: &Namespaces, name: &[u8]) -> Result<(), Errno> {
+    if ns.uts && !name.is_empty() {
+        sys::sethostname(name)?;
+    }
+    Ok(())
+}
+
+/// Brings `lo` up when the network mode is `loopback`.
+pub fn network(ns: &Namespaces, loopback: bool) -> Result<(), Errno> {
+    if ns.net && loopback {
+        sys::loopback_up()?;
+    }
+    Ok(())
+}
+
+/// The maps a user namespace needs, prepared before `clone3`.
+pub struct UserMaps {
+    uid_map: CString,
+    gid_map: CString,
+}
+
+impl UserMaps {
+    pub fn new(uid: u32, gid: u32) -> Result<UserMaps, Errno> {
+        Ok(UserMaps {
+            uid_map: sys::cstring(&format!("{uid} {uid} 1\n"))?,
+            gid_map: sys::cstring(&format!("{gid} {gid} 1\n"))?,
+        })
+    }
+}
+
+/// Enters a new user namespace that maps the service's uid and gid to
+/// themselves (the only mapping an unprivileged process may write).
+pub fn user(ns: &Namespaces, maps: &UserMaps) -> Result<(), Errno> {
+    if !ns.user {
+        return Ok(());
+    }
+    sys::unshare(libc::CLONE_NEWUSER)?;
+    // After the uid switch /proc/self belongs to root until exec; being
+    // dumpable gives it back to us (exec resets the flag anyway).
+    sys::set_dumpable(true)?;
+    sys::write_file(c"/proc/self/uid_map", maps.uid_map.as_bytes())?;
+    sys::write_file(c"/proc/self/setgroups", b"deny")?;
+    sys::write_file(c"/proc/self/gid_map", maps.gid_map.as_bytes())
+}

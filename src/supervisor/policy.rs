@@ -1,0 +1,128 @@
+//! Profiles turned into what the launcher enforces: one [`Policy`] per
+//! profile, its seccomp filter compiled once when the daemon starts, and
+//! the per-instance [`Confinement`] built from it.
+
+use super::service::Service;
+use crate::profiles::{NetMode, OnMissing, Profile, ProfileSet, SeccompAction};
+use crate::sandbox::plan::{Confinement, FsView, LandlockRules, Namespaces, SeccompFilter};
+use crate::sandbox::seccomp;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A profile ready to launch under.
+#[derive(Debug)]
+pub struct Policy {
+    pub profile: Profile,
+    pub filter: SeccompFilter,
+}
+
+/// Compiles every profile's filter. A profile whose syscalls this
+/// architecture lacks fails the daemon's start, naming profile and syscall.
+pub fn compile(set: &ProfileSet) -> Result<BTreeMap<String, Arc<Policy>>, String> {
+    let mut out = BTreeMap::new();
+    for (name, p) in &set.profiles {
+        let bpf = seccomp::compile(&p.allowed_syscalls()).map_err(|e| format!("profile {name} ({}): {e}", p.file))?;
+        out.insert(name.clone(), Arc::new(Policy { profile: p.clone(), filter: SeccompFilter { bpf } }));
+    }
+    Ok(out)
+}
+
+/// Where things live on the host for the view.
+pub struct Paths<'a> {
+    /// The empty directory each child mounts its root tmpfs on.
+    pub view_root: &'a Path,
+    /// The service's data directory (bound at `/data`).
+    pub data: &'a Path,
+}
+
+/// The view's path of the artifact, for `argv`.
+pub const APP_DIR: &str = "/app";
+/// A script's interpreter under `/app` when the view's system paths lack it.
+const INTERPRETER: &str = ".interpreter";
+
+impl Policy {
+    /// What an instance of `svc` gets.
+    pub fn confinement(&self, svc: &Service, paths: &Paths<'_>) -> Confinement {
+        let p = &self.profile;
+        let ns = Namespaces {
+            pid: p.namespaces.pid,
+            ipc: p.namespaces.ipc,
+            uts: p.namespaces.uts,
+            net: p.network.mode != NetMode::Host,
+            cgroup: p.namespaces.cgroup,
+            user: p.namespaces.user,
+        };
+        let mut app = Vec::new();
+        let mut read_exec: Vec<String> = p.filesystem.read_only.clone();
+        let host_program = Path::new(&svc.artifact.program);
+        let in_view = p.filesystem.read_only.iter().any(|r| host_program.starts_with(r));
+        let program = if let Some(script) = &svc.artifact.script {
+            app.push((artifact_name(svc), script.clone()));
+            if in_view {
+                svc.artifact.program.clone()
+            } else {
+                app.push((INTERPRETER.into(), svc.artifact.program.clone()));
+                format!("{APP_DIR}/{INTERPRETER}")
+            }
+        } else if svc.artifact.kind == "host_path" && in_view {
+            svc.artifact.program.clone()
+        } else {
+            // An uploaded executable, or a host binary outside the view's
+            // system paths: shown read-only under /app.
+            app.push((artifact_name(svc), svc.artifact.program.clone()));
+            format!("{APP_DIR}/{}", artifact_name(svc))
+        };
+        if !app.is_empty() {
+            read_exec.push(APP_DIR.into());
+        }
+        let fs = FsView {
+            root: paths.view_root.display().to_string(),
+            read_only: p.filesystem.read_only.clone(),
+            tmp_size: p.filesystem.tmp_size,
+            devices: p.filesystem.devices.clone(),
+            data: Some(paths.data.display().to_string()),
+            app,
+            program,
+            shm: p.namespaces.ipc,
+        };
+        let mut read_write = vec!["/tmp".to_owned(), "/data".to_owned()];
+        if fs.shm {
+            read_write.push("/dev/shm".into());
+        }
+        let landlock = LandlockRules {
+            min_abi: p.landlock_min_abi,
+            refuse_below_min: p.on_missing == OnMissing::Refuse,
+            read_exec,
+            read_write,
+            read: vec!["/proc".into(), "/".into()],
+            devices: p.filesystem.devices.iter().map(|d| format!("/dev/{d}")).collect(),
+            deny_bind: !p.network.bind,
+            deny_connect: p.network.mode == NetMode::None,
+        };
+        Confinement {
+            namespaces: ns,
+            hostname: svc.spec.id.to_string(),
+            loopback: p.network.mode == NetMode::Loopback,
+            fs: Some(fs),
+            landlock: Some(landlock),
+            seccomp: Some(self.filter.clone()),
+        }
+    }
+
+    /// What a denied syscall gets from the supervisor.
+    pub fn action(&self) -> SeccompAction {
+        self.profile.seccomp.default_action
+    }
+}
+
+/// The artifact's file name under `/app`: the service id (a script keeps
+/// its interpreter's view of a file name with no extension).
+pub fn artifact_name(svc: &Service) -> String {
+    svc.spec.id.to_string()
+}
+
+/// The service's data directory on the host.
+pub fn data_dir(state_dir: &Path, id: &str) -> PathBuf {
+    state_dir.join("data").join(id)
+}
