@@ -30,7 +30,7 @@ fn apply_runs_the_steps_in_step_order() {
     // The order in steps.rs's run() body must match Step::ORDER (after the
     // prepare and clone steps, which run in the launcher).
     let src = read("src/sandbox/steps.rs");
-    let body = src.split("fn run(p: &Prepared)").nth(1).and_then(|b| b.split("\nfn ").next()).expect("run()");
+    let body = src.split("fn run(p: &Prepared").nth(1).and_then(|b| b.split("\nfn ").next()).expect("run()");
     let mut found: Vec<(usize, &str)> = Step::ORDER[2..]
         .iter()
         .map(|s| {
@@ -39,6 +39,9 @@ fn apply_runs_the_steps_in_step_order() {
                 Step::JoinCgroups => "join_cgroups(".to_owned(),
                 Step::Stdio => "stdio(".to_owned(),
                 Step::Rlimits => "rlimits(".to_owned(),
+                Step::Landlock => "landlock(p".to_owned(),
+                Step::Seccomp => "seccomp(p".to_owned(),
+                Step::Exec => "sys::execveat(".to_owned(),
                 _ => format!("Step::{variant}"),
             };
             (body.find(&call).unwrap_or_else(|| panic!("{variant} is not run in run()")), s.name())

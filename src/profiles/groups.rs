@@ -87,6 +87,13 @@ mod tests {
     }
 
     #[test]
+    fn every_group_syscall_exists_on_this_architecture() {
+        for s in known_syscalls() {
+            assert!(crate::sandbox::seccomp::resolve(s).is_ok(), "{s} is not a syscall here");
+        }
+    }
+
+    #[test]
     fn expand_reports_unknown_entries() {
         assert!(expand(&["@basic-io".into()]).is_ok_and(|s| s.contains("read")));
         assert!(expand(&["@nope".into()]).unwrap_err().contains("unknown syscall group '@nope'"));

@@ -631,7 +631,7 @@ mod tests {
             (
                 "name = \"x\"\ndescription = \"d\"\nextends = \"default\"\n[network]\nmode = \"host\"\n",
                 "x.toml",
-                "network mode",
+                "[network] mode",
             ),
         ];
         let dir = std::env::temp_dir().join(format!("solo-profile-test-{}", std::process::id()));

@@ -439,13 +439,19 @@ async fn supervise(
     }
 }
 
-/// Whether `pid` has a SIGTERM handler (`SigCgt` in its status). Unknown
-/// counts as yes, so the graceful path is kept when in doubt.
-fn catches_sigterm(pid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return true };
-    let mask =
-        status.lines().find_map(|l| l.strip_prefix("SigCgt:")).and_then(|h| u64::from_str_radix(h.trim(), 16).ok());
-    mask.is_none_or(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+/// Whether SIGTERM has its default action (terminate) in `pid`: neither
+/// caught nor ignored, per `SigCgt`/`SigIgn` in its status. Unknown counts
+/// as no, so the graceful path is kept when in doubt.
+fn dies_of_sigterm(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    let mask = |key: &str| {
+        status.lines().find_map(|l| l.strip_prefix(key)).and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+    };
+    let bit = 1u64 << (libc::SIGTERM - 1);
+    match (mask("SigCgt:"), mask("SigIgn:")) {
+        (Some(c), Some(i)) => c & bit == 0 && i & bit == 0,
+        _ => false,
+    }
 }
 
 /// SIGTERM (if the service can act on it), wait up to the timeout, then
@@ -459,8 +465,9 @@ async fn stop(
 ) -> WaitStatus {
     // The main process is init of its pid namespace: the kernel drops a
     // SIGTERM it has no handler for, where any other process would die of
-    // it. Such a service is killed at once, as it would have been.
-    let graceful = !mode.force && catches_sigterm(pid);
+    // it. Such a service is killed at once, as it would have been. (One
+    // that ignores SIGTERM gets its grace period, as anywhere.)
+    let graceful = !mode.force && !dies_of_sigterm(pid);
     if graceful && sys::pidfd_send_signal(pidfd, libc::SIGTERM).is_ok() {
         if let Ok(st) = tokio::time::timeout(mode.timeout, &mut *exit_rx).await {
             return st.unwrap_or(WaitStatus::Signaled(libc::SIGKILL));
