@@ -246,6 +246,9 @@ fn graceful_and_forced_kill_leave_nothing_behind() {
     let d = Daemon::start();
     // Graceful: the sleeper exits 0 on SIGTERM.
     d.ok(&["deploy", "nice", "--exec", &exec("sleeper"), "--wait"]);
+    // "up" is printed after the handler is installed. Before that, SIGTERM
+    // would kill it (as pid 1 of its namespace: SIGKILL in its place).
+    wait_for("sleeper up", T, || d.ok(&["logs", "nice"]).contains("up as pid").then_some(()));
     let st = d.status("nice");
     let (pid, cgs) = (pid0(&st), cgroup_paths(&instance0(&st)));
     let out = d.ok(&["kill", "nice"]);
@@ -259,9 +262,13 @@ fn graceful_and_forced_kill_leave_nothing_behind() {
     let line = wait_for("grandchild pid", T, || {
         d.ok(&["logs", "mule"]).lines().find(|l| l.contains("grandchild")).map(str::to_owned)
     });
-    let grandchild: i64 = line.split_whitespace().last().and_then(|p| p.parse().ok()).expect("grandchild pid");
+    // The service prints pids of its own pid namespace; its child's host
+    // pid comes from the kernel's list of the main process's children.
+    assert!(line.ends_with(" 2"), "the first child is pid 2 of the service's namespace: {line}");
     let st = d.status("mule");
     let (pid, cgs) = (pid0(&st), cgroup_paths(&instance0(&st)));
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).expect("children");
+    let grandchild: i64 = children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("grandchild pid");
     assert!(alive(grandchild));
     let t = Instant::now();
     let out = d.ok(&["kill", "mule", "--timeout", "300"]);
