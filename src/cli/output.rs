@@ -193,5 +193,20 @@ pub fn status(s: &pb::ServiceStatus) -> String {
     if let Some(i) = s.instances.first() {
         out.push_str(&format!("\n\ncgroup:    {}", i.cgroup.replace(';', "\n           ")));
     }
+    for i in &s.instances {
+        if i.sandbox.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n\nsandbox of replica {} (profile {} sha256:{}, {} denied syscalls):",
+            i.replica,
+            i.profile,
+            &i.profile_sha256.get(..12).unwrap_or(""),
+            i.seccomp_denials
+        ));
+        for l in &i.sandbox {
+            out.push_str(&format!("\n  {:<13} {:<9} {}", l.name, l.state, l.detail));
+        }
+    }
     out
 }

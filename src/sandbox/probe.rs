@@ -76,7 +76,7 @@ pub fn run() -> Vec<Check> {
         "landlock",
         abi > 0,
         if abi > 0 {
-            format!("ABI {abi}")
+            format!("ABI {abi}: {}", super::landlock::abi_features(abi))
         } else {
             "not available (kernel without CONFIG_SECURITY_LANDLOCK or not in lsm=)".to_owned()
         },
@@ -90,6 +90,26 @@ pub fn run() -> Vec<Check> {
             format!("filter mode available (actions: {})", actions.trim())
         } else {
             "not available".to_owned()
+        },
+    ));
+    let notif = actions.split_whitespace().any(|a| a == "user_notif");
+    out.push(check(
+        "seccomp denials",
+        notif,
+        if notif {
+            "user notification available: every denied syscall is seen by the supervisor"
+        } else {
+            "no user_notif action (kernel before 5.0): filters cannot report denials"
+        },
+    ));
+    let setattr = kernel_at_least(5, 12);
+    out.push(check(
+        "mount_setattr",
+        setattr,
+        if setattr {
+            "recursive read-only bind mounts for the filesystem view"
+        } else {
+            "missing (kernel before 5.12): the filesystem view cannot be built"
         },
     ));
     for ns in ["mnt", "pid", "ipc", "uts", "net", "cgroup", "user", "time"] {
