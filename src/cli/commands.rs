@@ -14,6 +14,10 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
     if let Command::Doctor = cmd {
         return doctor(g);
     }
+    let cmd = match cmd {
+        Command::Profile(p) => return super::profile::run(g.json, p),
+        other => other,
+    };
     let socket = g.socket.clone().unwrap_or_else(super::default_socket);
     let mut c = super::connect(&socket).await?;
     match cmd {
@@ -106,7 +110,7 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
                 println!("stopped {} instance(s); the daemon is exiting", r.stopped);
             }
         }
-        Command::Doctor => unreachable!("handled above"),
+        Command::Doctor | Command::Profile(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

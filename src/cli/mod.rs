@@ -5,9 +5,11 @@
 mod client;
 mod commands;
 mod output;
+mod profile;
 
 pub use client::{connect, default_socket, DEFAULT_RUNTIME_DIR};
 pub use commands::run;
+pub use profile::{ProfileArgs, ProfileCommand};
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -163,4 +165,6 @@ pub enum Command {
     },
     /// Show what this host can enforce (cgroups, Landlock, seccomp, namespaces, pidfd, clone3).
     Doctor,
+    /// Check, explain, audit, compare and list sandbox profiles (offline: no daemon needed).
+    Profile(ProfileArgs),
 }

@@ -3,6 +3,10 @@
 
 use super::protocol::{Reply, Request, MAX_MESSAGE};
 use crate::sandbox::landlock;
+use crate::sandbox::namespaces::NetPool;
+
+/// Network namespaces kept ready for the next spawns.
+const NET_POOL: usize = 4;
 use crate::sandbox::plan::{Confinement, Enforcement, Layer};
 use crate::sandbox::steps::{self, StepError};
 use crate::sandbox::sys::{self, Forked, WaitStatus};
@@ -25,14 +29,34 @@ pub fn run(sock: OwnedFd) -> ! {
         }
     };
     let mut buf = vec![0u8; MAX_MESSAGE];
+    // Without a pool every spawn creates its network namespace in clone3.
+    let mut pool = match NetPool::new(NET_POOL) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("solo launcher: no network namespace pool ({e}); each spawn creates its own");
+            None
+        }
+    };
     loop {
-        let ready = match sys::poll_readable(&[sock.as_raw_fd(), sigchld.as_raw_fd()], -1) {
+        // Idle time refills the pool; a pending request never waits for it.
+        let idle_work = pool.as_ref().is_some_and(NetPool::wants_more);
+        let timeout = if idle_work { 0 } else { -1 };
+        let ready = match sys::poll_readable(&[sock.as_raw_fd(), sigchld.as_raw_fd()], timeout) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("solo launcher: poll: {e}");
                 sys::exit_now(1)
             }
         };
+        if idle_work && !ready[0] && !ready[1] {
+            if let Some(p) = pool.as_mut() {
+                if let Err(e) = p.fill_one() {
+                    eprintln!("solo launcher: cannot make a network namespace ahead ({e}); spawns make their own");
+                    pool = None;
+                }
+            }
+            continue;
+        }
         if ready[1] {
             sys::drain(sigchld.as_raw_fd());
             reap(&sock);
@@ -40,7 +64,7 @@ pub fn run(sock: OwnedFd) -> ! {
         if ready[0] {
             match sys::recv_with_fds(sock.as_raw_fd(), &mut buf) {
                 Ok((0, _)) => sys::exit_now(0),
-                Ok((n, fds)) => handle(&sock, &buf[..n], fds),
+                Ok((n, fds)) => handle(&sock, &buf[..n], fds, pool.as_mut()),
                 Err(e) if e.0 == libc::EAGAIN => {}
                 Err(e) => {
                     eprintln!("solo launcher: receive: {e}");
@@ -76,7 +100,7 @@ fn reap(sock: &OwnedFd) {
     }
 }
 
-fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>) {
+fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetPool>) {
     let started = Instant::now();
     let req: Request = match serde_json::from_slice(data) {
         Ok(r) => r,
@@ -94,7 +118,8 @@ fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>) {
         send(sock, &fail(e), &[]);
         return;
     };
-    match launch(&req, stdout, stderr) {
+    let netns = if req.plan.confine.namespaces.net { pool.and_then(NetPool::take) } else { None };
+    match launch(&req, stdout, stderr, netns) {
         Ok(l) => {
             let spawn_us = started.elapsed().as_micros() as u64;
             let mut fds = vec![l.pidfd.as_raw_fd()];
@@ -119,8 +144,8 @@ struct Launched {
 /// Prepares, clones, and follows the child through its steps: it reports
 /// Landlock's outcome and its seccomp listener, then execs (the report pipe
 /// closes) or reports the step that failed.
-fn launch(req: &Request, stdout: OwnedFd, stderr: OwnedFd) -> Result<Launched, StepError> {
-    let prepared = steps::prepare(&req.plan, stdout, stderr)?;
+fn launch(req: &Request, stdout: OwnedFd, stderr: OwnedFd, netns: Option<OwnedFd>) -> Result<Launched, StepError> {
+    let prepared = steps::prepare(&req.plan, stdout, stderr, netns)?;
     let prep_err = |errno| StepError { step: steps::Step::Prepare, errno };
     let (rep_r, rep_w) = sys::pipe(0).map_err(prep_err)?;
     let (ack_r, ack_w) = sys::pipe(0).map_err(prep_err)?;

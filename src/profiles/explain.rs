@@ -395,11 +395,10 @@ fn filesystem(p: &Profile) -> FilesystemView {
             });
         }
     }
-    not_visible.push(PathUse {
-        path: "other services".into(),
-        meaning: "their artifacts, /data, /tmp and processes".into(),
-    });
-    not_visible.push(PathUse { path: "the host's /tmp and /dev/shm".into(), meaning: "replaced by private ones".into() });
+    not_visible
+        .push(PathUse { path: "other services".into(), meaning: "their artifacts, /data, /tmp and processes".into() });
+    not_visible
+        .push(PathUse { path: "the host's /tmp and /dev/shm".into(), meaning: "replaced by private ones".into() });
     not_visible.push(PathUse {
         path: "every other device".into(),
         meaning: format!("/dev holds only {}", devices_words(&f.devices)),
@@ -435,7 +434,9 @@ fn network(p: &Profile) -> NetworkView {
     match n.mode {
         NetMode::None => {
             notes.push("sockets it was granted (a listening socket the supervisor bound) still work".into());
-            notes.push("Unix sockets work only with paths in its view, and abstract ones only among its own processes".into());
+            notes.push(
+                "Unix sockets work only with paths in its view, and abstract ones only among its own processes".into(),
+            );
             notes.push("new TCP connections are also refused by Landlock (ABI 4+)".into());
         }
         NetMode::Loopback => {
@@ -443,12 +444,17 @@ fn network(p: &Profile) -> NetworkView {
         }
         NetMode::Host => {
             notes.push("it can connect anywhere the host can, including services on the host's 127.0.0.1 (other services' ports, Solo's --listen port if it is on)".into());
-            notes.push("abstract Unix sockets of host processes are reachable unless the kernel has Landlock ABI 6 (scoping)".into());
+            notes.push(
+                "abstract Unix sockets of host processes are reachable unless the kernel has Landlock ABI 6 (scoping)"
+                    .into(),
+            );
             notes.push("Landlock restricts TCP only: UDP sockets can be bound and used whatever `bind` says".into());
         }
     }
     if n.bind {
         notes.push("it may bind and listen on new TCP ports".into());
+    } else if n.mode == NetMode::None {
+        notes.push("there is no interface to bind on; Landlock also refuses TCP bind (ABI 4+)".into());
     } else {
         let enforced = if p.landlock_min_abi >= 4 {
             "guaranteed: min_abi is 4 or more".to_owned()
@@ -458,7 +464,8 @@ fn network(p: &Profile) -> NetworkView {
                 p.landlock_min_abi,
                 match p.on_missing {
                     OnMissing::Degrade => "an older kernel runs it without this restriction",
-                    OnMissing::Refuse => "an older kernel still runs it without this restriction (refuse only checks min_abi)",
+                    OnMissing::Refuse =>
+                        "an older kernel still runs it without this restriction (refuse only checks min_abi)",
                 }
             )
         };
@@ -486,16 +493,35 @@ fn seccomp_view(p: &Profile) -> SeccompView {
                     g.syscalls.iter().cloned().partition(|c| !deny.contains(c));
                 let mut keep = keep;
                 keep.sort();
-                allowed.push(GroupUse { name: item.clone(), why: g.why.clone(), syscalls: keep, removed_by_deny: removed });
+                allowed.push(GroupUse {
+                    name: item.clone(),
+                    why: g.why.clone(),
+                    syscalls: keep,
+                    removed_by_deny: removed,
+                });
             }
             None if !deny.contains(item) => single_allowed.push(item.clone()),
             None => {}
         }
     }
     if !single_allowed.is_empty() {
+        let never: Vec<String> = single_allowed
+            .iter()
+            .filter_map(|c| {
+                let g = group_of(c)?;
+                all.get(g).is_some_and(|gr| gr.never).then(|| format!("{c} ({g})"))
+            })
+            .collect();
+        let mut why = "named one by one in [seccomp] allow".to_owned();
+        if !never.is_empty() {
+            why.push_str(&format!(
+                "; WARNING: {} belong to deny-only groups and can undo the sandbox",
+                never.join(", ")
+            ));
+        }
         allowed.push(GroupUse {
             name: "(single syscalls)".into(),
-            why: "named one by one in [seccomp] allow".into(),
+            why,
             syscalls: single_allowed,
             removed_by_deny: vec![],
         });
@@ -540,10 +566,15 @@ fn seccomp_view(p: &Profile) -> SeccompView {
         );
     }
     if allowed_set.contains("clone3") {
-        special.push("clone3 always fails with ENOSYS (the filter cannot read its flags), so the C library falls back to clone".into());
+        special.push(
+            "clone3 always fails with ENOSYS (the filter cannot read its flags), so the C library falls back to clone"
+                .into(),
+        );
     }
     special.push("a syscall of another architecture's ABI (i386 int 0x80, x32) kills the process outright".into());
-    special.push("the supervisor answers every denied syscall; if the daemon is gone, denied syscalls fail with ENOSYS".into());
+    special.push(
+        "the supervisor answers every denied syscall; if the daemon is gone, denied syscalls fail with ENOSYS".into(),
+    );
     SeccompView {
         default_action: action_name(s.default_action),
         default_action_meaning: action_meaning(s.default_action).to_owned(),
@@ -638,7 +669,7 @@ impl Explanation {
         let mut o = String::new();
         o.push_str(&format!("{} — {}\n", self.name, self.description));
         match &self.extends {
-            Some(_) => o.push_str(&format!("  extends:  {}\n", self.chain.join(" → "))),
+            Some(e) => o.push_str(&format!("  extends:  {e} (chain: {})\n", self.chain.join(" → "))),
             None => o.push_str("  extends:  nothing (a root profile: it says everything itself)\n"),
         }
         o.push_str(&format!("  source:   {}\n", self.source));
@@ -655,7 +686,12 @@ impl Explanation {
         let f = &self.filesystem;
         o.push_str("\nFILESYSTEM: a fresh root holding only what is listed here; / itself is read-only\n");
         let ro: Vec<String> = f.read_only.clone();
-        field(&mut o, "read-only:", 13, &format!("{} (host paths, read-only and executable; missing ones are skipped)", ro.join(" ")));
+        field(
+            &mut o,
+            "read-only:",
+            13,
+            &format!("{} (host paths, read-only and executable; missing ones are skipped)", ro.join(" ")),
+        );
         for u in &f.read_only_other {
             field(&mut o, "", 13, &format!("{}: {}", u.path, u.meaning));
         }
@@ -692,7 +728,9 @@ impl Explanation {
         if s.denied.is_empty() {
             o.push_str("  denied: nothing named (everything not allowed is refused anyway)\n");
         } else {
-            o.push_str("  denied by name (refused by the default action; no profile extending this one can allow them):\n");
+            o.push_str(
+                "  denied by name (refused by the default action; no profile extending this one can allow them):\n",
+            );
             for g in &s.denied {
                 group(&mut o, g);
             }
@@ -723,24 +761,37 @@ impl Explanation {
         );
         field(&mut o, "pids:", 13, &format!("{}{}", m.effective_max_pids, src(m.max_pids.is_some())));
         field(&mut o, "cpu weight:", 13, &format!("{}{}", m.effective_cpu_weight, src(m.cpu_weight.is_some())));
-        field(
-            &mut o,
-            "open files:",
-            13,
-            &format!("{}{}", m.effective_max_open_files, src(m.max_open_files.is_some())),
-        );
+        field(&mut o, "open files:", 13, &format!("{}{}", m.effective_max_open_files, src(m.max_open_files.is_some())));
         field(&mut o, "-", 13, &m.note);
         o
     }
 }
 
 fn group(o: &mut String, g: &GroupUse) {
-    o.push_str(&format!("    {} ({}): {}\n", g.name, g.syscalls.len(), g.why));
+    let head: Vec<String> =
+        format!("{} ({}): {}", g.name, g.syscalls.len(), g.why).split_whitespace().map(str::to_owned).collect();
+    let head = wrap(&head, 8, 100);
+    o.push_str(&format!("    {}\n", head.trim_start()));
     o.push_str(&wrap(&g.syscalls, 8, 100));
     o.push('\n');
     if !g.removed_by_deny.is_empty() {
         o.push_str(&format!("        minus, by the deny list: {}\n", g.removed_by_deny.join(" ")));
     }
+}
+
+/// The syscall groups of `sandbox-profiles/syscalls.toml` as the Markdown
+/// section of docs/profiles.md (tests/profiles.rs compares the two).
+pub fn groups_markdown() -> String {
+    let mut o = String::new();
+    for (name, g) in groups::all() {
+        let mut calls = g.syscalls.clone();
+        calls.sort();
+        o.push_str(&format!("#### `{name}`{}\n\n", if g.never { " (deny only)" } else { "" }));
+        o.push_str(&format!("{}\n\n", g.why));
+        let names: Vec<String> = calls.iter().map(|c| format!("`{c}`")).collect();
+        o.push_str(&format!("{} syscalls: {}\n\n", calls.len(), names.join(", ")));
+    }
+    o
 }
 
 #[cfg(test)]
@@ -763,7 +814,7 @@ mod tests {
         let set = ProfileSet::builtin().expect("built-ins");
         let e = explain(&set.profiles["strict"], &set);
         let t = e.render();
-        for needle in ["kill_process", "user    own", "clone3", "exit_group", "/home", "16MiB", "@mount", "quarantine"] {
+        for needle in ["kill_process", "user   own", "clone3", "exit_group", "/home", "16MiB", "@mount", "quarantine"] {
             assert!(t.contains(needle), "missing {needle}:\n{t}");
         }
         assert_eq!(e.chain, vec!["strict".to_owned(), "base".to_owned()]);

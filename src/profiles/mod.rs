@@ -11,6 +11,9 @@
 //! This module is pure data: the sandbox layer ([`crate::sandbox`]) turns a
 //! resolved [`Profile`] into a launch plan and a seccomp filter.
 
+pub mod audit;
+pub mod diff;
+pub mod explain;
 pub mod file;
 pub mod groups;
 pub mod tighten;

@@ -9,9 +9,11 @@
 use super::plan::Namespaces;
 use super::sys::{self, Errno};
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
 
-/// `clone3` flags for the namespaces created at clone time.
-pub fn clone_flags(ns: &Namespaces, mount: bool) -> u64 {
+/// `clone3` flags for the namespaces created at clone time (the network
+/// namespace only when no pooled one was taken).
+pub fn clone_flags(ns: &Namespaces, mount: bool, pooled_net: bool) -> u64 {
     let mut f = 0;
     if mount {
         f |= libc::CLONE_NEWNS;
@@ -25,7 +27,7 @@ pub fn clone_flags(ns: &Namespaces, mount: bool) -> u64 {
     if ns.uts {
         f |= libc::CLONE_NEWUTS;
     }
-    if ns.net {
+    if ns.net && !pooled_net {
         f |= libc::CLONE_NEWNET;
     }
     f as u64
@@ -47,12 +49,59 @@ pub fn hostname(ns: &Namespaces, name: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Brings `lo` up when the network mode is `loopback`.
-pub fn network(ns: &Namespaces, loopback: bool) -> Result<(), Errno> {
+/// Enters a network namespace made in advance (see [`NetPool`]), if one
+/// was taken for this child, and brings `lo` up when the network mode is
+/// `loopback`.
+pub fn network(ns: &Namespaces, pooled: Option<&OwnedFd>, loopback: bool) -> Result<(), Errno> {
+    if let Some(fd) = pooled {
+        sys::setns(fd.as_raw_fd(), libc::CLONE_NEWNET)?;
+    }
     if ns.net && loopback {
         sys::loopback_up()?;
     }
     Ok(())
+}
+
+/// Fresh, empty network namespaces made ahead of need. Creating one costs
+/// about a millisecond with multi-millisecond tails (SPEC §4); the launcher
+/// makes them while idle, so a spawn only `setns`es into one. Each is used
+/// once: a namespace is never shared by two instances.
+pub struct NetPool {
+    home: OwnedFd,
+    ready: Vec<OwnedFd>,
+    target: usize,
+}
+
+impl NetPool {
+    /// `target` namespaces are kept ready (0 disables the pool).
+    pub fn new(target: usize) -> Result<NetPool, Errno> {
+        let home = sys::open(c"/proc/thread-self/ns/net", libc::O_RDONLY)?;
+        Ok(NetPool { home, ready: Vec::with_capacity(target), target })
+    }
+
+    /// A ready namespace, if any.
+    pub fn take(&mut self) -> Option<OwnedFd> {
+        self.ready.pop()
+    }
+
+    /// Whether the pool is below its target.
+    pub fn wants_more(&self) -> bool {
+        self.ready.len() < self.target
+    }
+
+    /// Makes one namespace: unshare, keep a descriptor, return home.
+    pub fn fill_one(&mut self) -> Result<(), Errno> {
+        sys::unshare(libc::CLONE_NEWNET)?;
+        let made = sys::open(c"/proc/thread-self/ns/net", libc::O_RDONLY);
+        // Going home must work, or the launcher would clone every later
+        // instance from inside a namespace it was not meant to share.
+        if let Err(e) = sys::setns(self.home.as_raw_fd(), libc::CLONE_NEWNET) {
+            eprintln!("solo launcher: cannot return to the host network namespace: {e}");
+            sys::exit_now(1);
+        }
+        self.ready.push(made?);
+        Ok(())
+    }
 }
 
 /// The maps a user namespace needs, prepared before `clone3`.

@@ -121,7 +121,7 @@ impl Step {
             Step::ResetSignals => "clear the blocked-signal mask and reset every signal to its default (ignored signals survive exec), so the service sees default signal behaviour",
             Step::NewSession => "setsid: a new session and process group, so signals aimed at the supervisor's group or terminal never reach the service",
             Step::Hostname => "the service's id as hostname, in its own UTS namespace: the host's name is not revealed and cannot be changed",
-            Step::Network => "in network mode loopback bring lo up in the private network namespace; in mode none leave it without any interface",
+            Step::Network => "enter the private network namespace the launcher made ahead (unless clone made one), and in network mode loopback bring lo up; in mode none it has no interface up at all",
             Step::Mounts => "build the view on a fresh tmpfs: system dirs, artifact read-only; data dir read-write; private /tmp with a size cap; minimal /dev; /proc of its own pid namespace with host-revealing files masked. Nothing propagates back to the host",
             Step::PivotRoot => "pivot_root into the view and detach the host's tree, then make / read-only: no path leads back to the host filesystem (chroot could be escaped; pivot_root+detach cannot)",
             Step::Stdio => "stdin from /dev/null, stdout/stderr to the supervisor's log pipes: the only descriptors 0-2 the service gets",
@@ -204,6 +204,8 @@ pub struct Prepared {
     namespaces: Namespaces,
     hostname: Vec<u8>,
     loopback: bool,
+    /// A network namespace made in advance, entered instead of a new one.
+    netns: Option<OwnedFd>,
     user_maps: UserMaps,
     /// The filesystem view's operations (None: keep the launcher's view).
     pub mounts: Option<mounts::Prepared>,
@@ -222,7 +224,12 @@ fn prep<T>(r: Result<T, Errno>) -> Result<T, StepError> {
 }
 
 /// Opens and allocates everything `apply` will use. Runs in the launcher.
-pub fn prepare(plan: &LaunchPlan, stdout: OwnedFd, stderr: OwnedFd) -> Result<Prepared, StepError> {
+pub fn prepare(
+    plan: &LaunchPlan,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    netns: Option<OwnedFd>,
+) -> Result<Prepared, StepError> {
     let program = prep(sys::open(&prep(sys::cstring(&plan.program))?, libc::O_PATH))?;
     let cgroup_v2 = match &plan.cgroup_v2 {
         Some(d) => Some(prep(sys::open(&prep(sys::cstring(d))?, libc::O_PATH | libc::O_DIRECTORY))?),
@@ -268,7 +275,8 @@ pub fn prepare(plan: &LaunchPlan, stdout: OwnedFd, stderr: OwnedFd) -> Result<Pr
         hostname: c.hostname.as_bytes().to_vec(),
         loopback: c.loopback,
         user_maps: prep(UserMaps::new(plan.uid, plan.gid))?,
-        clone_flags: namespaces::clone_flags(&c.namespaces, mounts.is_some()),
+        clone_flags: namespaces::clone_flags(&c.namespaces, mounts.is_some(), netns.is_some()),
+        netns: if c.namespaces.net { netns } else { None },
         view_program: match &c.fs {
             Some(v) => Some(prep(sys::cstring(&v.program))?),
             None => None,
@@ -301,7 +309,7 @@ fn run(p: &Prepared, ch: &Channel) -> Result<std::convert::Infallible, StepError
     at(Step::ResetSignals, sys::unblock_all_signals().and_then(|()| sys::reset_all_signals()))?;
     at(Step::NewSession, sys::setsid())?;
     at(Step::Hostname, namespaces::hostname(ns, &p.hostname))?;
-    at(Step::Network, namespaces::network(ns, p.loopback))?;
+    at(Step::Network, namespaces::network(ns, p.netns.as_ref(), p.loopback))?;
     if let Some(m) = &p.mounts {
         at(Step::Mounts, mounts::apply(m))?;
         at(Step::PivotRoot, mounts::pivot())?;

@@ -12,6 +12,13 @@ pub fn unshare(flags: libc::c_int) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `setns(fd, nstype)`.
+pub fn setns(fd: RawFd, nstype: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: integer arguments.
+    check_int(unsafe { libc::setns(fd, nstype) })?;
+    Ok(())
+}
+
 /// `mount(2)`; `None` arguments are passed as NULL.
 pub fn mount(
     source: Option<&CStr>,
