@@ -15,6 +15,11 @@ WORKDIR /src
 # rust-toolchain.toml asks for the stable channel (with rustfmt and clippy);
 # rustup fetches it on first use if the image's toolchain is not named so.
 COPY . .
+# libseccomp-dev: the profiles' seccomp filters are compiled with libseccomp.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libseccomp-dev \
+ && rm -rf /var/lib/apt/lists/*
 # Cache the registry and target dir between builds; copy the binary out of
 # the cache mount so the next stage can use it.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
@@ -24,12 +29,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # -------------------------------------------------------------- runtime
 FROM debian:bookworm-slim
-# python3 so script artifacts with `--interpreter python3` run (sh is in the
+# libseccomp2 for the filters; python3 so script artifacts with `--interpreter python3` run (sh is in the
 # base image). Versions come from the Debian release; pinning them would
 # break the build at every security update.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 \
+ && apt-get install -y --no-install-recommends python3 libseccomp2 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/solo /usr/local/bin/solo
 # State (database, artifacts, service logs) outlives the container.
