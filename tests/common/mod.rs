@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 pub use pb::solo_client::SoloClient;
 pub use tonic::transport::Channel;
 
-/// The `solo` binary cargo built for these tests.
+/// The `solo` binary cargo built for these tests, or `$SOLO_TEST_BIN` when
+/// set (the qemu harness in `integration/` runs these tests elsewhere).
 pub fn solo_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_solo"))
+    std::env::var_os("SOLO_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_solo")), PathBuf::from)
 }
 
 pub fn in_ci() -> bool {
@@ -44,10 +45,14 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
-/// Directory with the compiled test programs (built once per test binary).
+/// Directory with the compiled test programs (built once per test binary),
+/// or `$SOLO_TEST_PROGRAMS` as it is when set: prebuilt programs, no gcc.
 pub fn programs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("SOLO_TEST_PROGRAMS") {
+            return PathBuf::from(dir);
+        }
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/programs");
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-programs");
         std::fs::create_dir_all(&out).expect("create program dir");
