@@ -147,10 +147,16 @@ pub struct Profile {
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 impl Profile {
-    /// The syscalls allowed: `allow` expanded, minus `deny` expanded.
+    /// The syscalls allowed: `allow` expanded, minus `deny` expanded, and
+    /// minus `bind` and `listen` on the host network when `bind = false`
+    /// (Landlock's TCP rules miss UDP, MPTCP and `listen` on an unbound
+    /// socket, which binds a port by itself).
     pub fn allowed_syscalls(&self) -> BTreeSet<String> {
         let allow = groups::expand(&self.seccomp.allow).unwrap_or_default();
-        let deny = self.denied_syscalls();
+        let mut deny = self.denied_syscalls();
+        if self.network.mode == NetMode::Host && !self.network.bind {
+            deny.extend(["bind".to_owned(), "listen".to_owned()]);
+        }
         allow.into_iter().filter(|s| !deny.contains(s)).collect()
     }
 

@@ -36,11 +36,30 @@ pub const PROC_READ_ONLY: &[&str] = &["proc/sys", "proc/irq", "proc/bus", "proc/
 pub enum Op {
     Mkdir(CString),
     Touch(CString),
-    Symlink { target: CString, path: CString },
-    Bind { source: CString, target: CString },
-    Tmpfs { target: CString, options: CString, flags: libc::c_ulong },
+    Symlink {
+        target: CString,
+        path: CString,
+    },
+    Bind {
+        source: CString,
+        target: CString,
+    },
+    Tmpfs {
+        target: CString,
+        options: CString,
+        flags: libc::c_ulong,
+    },
     Proc(CString),
-    SetAttr { target: CString, attrs: u64, recursive: bool },
+    /// Writes a value to a file (a sysctl of the new pid namespace).
+    Write {
+        path: CString,
+        value: &'static [u8],
+    },
+    SetAttr {
+        target: CString,
+        attrs: u64,
+        recursive: bool,
+    },
 }
 
 /// What the child runs, plus what the launcher found missing on the host.
@@ -191,6 +210,11 @@ pub fn prepare(v: &FsView) -> Result<Prepared, Errno> {
     // masked and the kernel tunables read-only.
     ops.push((Op::Mkdir(c("proc")?), false));
     ops.push((Op::Proc(c("proc")?), false));
+    // vm.memfd_noexec = 2 in the service's pid namespace (Linux 6.3+; it
+    // cannot be lowered inside): no executable memfd, so code written to
+    // memory cannot be exec'd past noexec mounts and Landlock, which do
+    // not see memfd files. Optional: older kernels lack the knob.
+    ops.push((Op::Write { path: c("proc/sys/vm/memfd_noexec")?, value: b"2" }, true));
     for f in PROC_MASKED_FILES {
         // Optional: not every kernel has every file.
         ops.push((Op::Bind { source: c("dev/null")?, target: c(f)? }, true));
@@ -250,6 +274,7 @@ fn run(op: &Op) -> Result<(), Errno> {
         Op::Proc(t) => {
             sys::mount(Some(c"proc"), t, Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
         }
+        Op::Write { path, value } => sys::write_file(path, value),
         Op::SetAttr { target, attrs, recursive } => sys::mount_setattr(target, *attrs, *recursive),
     }
 }

@@ -45,6 +45,9 @@ const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWCGROUP) as u64;
 
+/// `IPPROTO_MPTCP` from `<netinet/in.h>`.
+const IPPROTO_MPTCP: u64 = 262;
+
 fn lib(e: impl std::fmt::Display) -> SeccompError {
     SeccompError::Library(e.to_string())
 }
@@ -80,6 +83,11 @@ pub fn compile(allow: &BTreeSet<String>) -> Result<Vec<u8>, SeccompError> {
                 ctx.add_rule_conditional(ScmpAction::Allow, nr, &[no_ns]).map_err(lib)?
             }
             "clone3" => ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), nr).map_err(lib)?,
+            "socket" => {
+                // MPTCP sockets escape Landlock's TCP bind/connect rules.
+                let not_mptcp = ScmpArgCompare::new(2, ScmpCompareOp::NotEqual, IPPROTO_MPTCP);
+                ctx.add_rule_conditional(ScmpAction::Allow, nr, &[not_mptcp]).map_err(lib)?
+            }
             _ => ctx.add_rule(ScmpAction::Allow, nr).map_err(lib)?,
         };
     }

@@ -1,0 +1,709 @@
+//! The sandbox under attack: `tests/programs/probe.c` is deployed as a
+//! service under every built-in profile and tries one escape after another;
+//! each attempt is checked against what the kernel must answer under that
+//! profile ([`ATTEMPTS`]). Also: two services cannot reach each other, every
+//! denied syscall is reported (Watch, the event store, `seccompDenials`), a
+//! forbidden syscall in a `strict` service's main process quarantines it,
+//! and an interpreted service runs in the `default` view.
+
+mod common;
+
+use common::{alive, pid0, program, require_root, wait_for, Daemon};
+use solo::proto::v1 as pb;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::linux::net::SocketAddrExt;
+use std::time::{Duration, Instant};
+use tokio_stream::StreamExt;
+
+const T: Duration = Duration::from_secs(20);
+/// How long a whole probe run may take (it takes 2-4 s here).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The built-in profiles, in the column order of [`ATTEMPTS`].
+const PROFILES: [&str; 5] = ["base", "default", "network-client", "web-server", "strict"];
+
+/// A syscall outside the profile's allow list: EPERM from the supervisor
+/// under the `errno` profiles, the caller killed under `strict`.
+const SECCOMP: [&str; 5] = ["denied EPERM", "denied EPERM", "denied EPERM", "denied EPERM", "killed SIGKILL"];
+/// Socket syscalls: allowed by every profile but `strict` (no @network-io).
+const fn sock(s: &'static str) -> [&'static str; 5] {
+    [s, s, s, s, "killed SIGKILL"]
+}
+const fn all(s: &'static str) -> [&'static str; 5] {
+    [s, s, s, s, s]
+}
+
+/// Attempt → accepted results per profile (base, default, network-client,
+/// web-server, strict). A cell lists alternatives separated by `|`; an
+/// alternative ending in `*` matches as a prefix, otherwise the result must
+/// be equal or continue with a space (details such as counts follow).
+/// "allowed" is accepted only where the profile grants it.
+#[rustfmt::skip]
+const ATTEMPTS: &[(&str, [&str; 5])] = &[
+    // No descriptor of the launcher reaches the service (CVE-2024-21626).
+    ("inherited-fds",         all("denied none")),
+    // Host files are simply not in the view.
+    ("shadow",                all("denied ENOENT")),
+    ("list-root",             all("denied ENOENT")),
+    ("state-dir",             all("denied ENOENT")),
+    ("state-db",              all("denied ENOENT")),
+    ("daemon-socket-open",    all("denied ENOENT")),
+    ("daemon-socket-connect", sock("denied ENOENT")),
+    ("other-data-read",       all("denied ENOENT")),
+    ("other-data-write",      all("denied ENOENT")),
+    // Positive control: its own /data is writable.
+    ("own-data-write",        all("allowed*")),
+    // Read-only mounts (EROFS) and root-owned files (EACCES, DAC before the mount check).
+    ("write-usr",             all("denied EROFS")),
+    ("write-root",            all("denied EROFS")),
+    ("write-etc",             all("denied EACCES")),
+    ("write-app",             all("denied EACCES")),
+    ("exe-write",             all("denied EACCES")),
+    // noexec mounts and Landlock (no execute right outside system paths and /app).
+    ("tmp-exec",              all("denied EACCES")),
+    ("data-exec",             all("denied EACCES")),
+    ("shm-exec",              all("denied EACCES")),
+    // Executing code written at run time from an anonymous file must be
+    // refused like /tmp and /data are (any denial will do).
+    ("memfd-exec",            all("denied*|killed*")),
+    // Mounts and namespaces: the seccomp filter.
+    ("mount",                 SECCOMP),
+    ("fsopen",                SECCOMP),
+    ("umount-proc",           SECCOMP),
+    ("chroot",                SECCOMP),
+    ("pivot-root",            SECCOMP),
+    ("unshare-user",          SECCOMP),
+    ("unshare-mount",         SECCOMP),
+    ("clone-newuser",         SECCOMP),
+    ("clone-newpid",          SECCOMP),
+    // clone3's flags are behind a pointer: always ENOSYS, even under strict.
+    ("clone3-newuser",        all("denied ENOSYS")),
+    ("setns",                 SECCOMP),
+    ("ptrace-parent",         SECCOMP),
+    ("ptrace-traceme",        SECCOMP),
+    ("process-vm-readv",      SECCOMP),
+    // Processes outside its pid namespace do not exist for it.
+    ("kill-daemon",           all("denied ESRCH")),
+    ("pidfd-daemon",          all("denied ESRCH")),
+    ("kill-other-service",    all("denied ESRCH")),
+    ("kill-all",              all("denied ESRCH")),
+    ("host-pids",             all("denied visible=*")),
+    // No CAP_NET_RAW anywhere.
+    ("packet-socket",         sock("denied EPERM")),
+    ("raw-socket",            sock("denied EPERM")),
+    // Outbound TCP: host network for base and network-client; Landlock
+    // refuses connect (EACCES) in mode none.
+    ("tcp-connect-host",      ["allowed*", "denied EACCES", "allowed*", "denied EACCES", "killed SIGKILL"]),
+    // The Internet may or may not answer from this host: anything but a
+    // hang where the network is the host's.
+    ("tcp-connect-internet",  ["allowed*|denied*", "denied EACCES", "allowed*|denied*", "denied EACCES", "killed SIGKILL"]),
+    ("udp-send-internet",     ["allowed*|denied*", "denied ENETUNREACH", "allowed*|denied*", "denied ENETUNREACH", "killed SIGKILL"]),
+    // Listening: only base has `bind = true`. In mode none the namespace has
+    // no interface (lo is down), so a listener there is unreachable and
+    // accepted; under network-client it would listen on the host's network.
+    ("tcp-bind",              ["allowed*", "denied EACCES", "denied EPERM", "denied EACCES", "killed SIGKILL"]),
+    ("tcp-listen-autobind",   ["allowed*", "allowed*|denied*", "denied*", "allowed*|denied*", "killed SIGKILL"]),
+    ("udp-bind",              ["allowed*", "allowed*|denied*", "denied*", "allowed*|denied*", "killed SIGKILL"]),
+    ("mptcp-bind",            ["allowed*|denied*", "allowed*|denied*", "denied*", "allowed*|denied*", "killed SIGKILL"]),
+    // A host abstract socket: Landlock scoping (ABI 6) in the host network
+    // namespace, simply absent in a private one.
+    ("abstract-unix",         ["denied EPERM", "denied ECONNREFUSED", "denied EPERM", "denied ECONNREFUSED", "killed SIGKILL"]),
+    // Kernel attack surface: the seccomp filter.
+    ("bpf",                   SECCOMP),
+    ("perf-event-open",       SECCOMP),
+    ("keyctl",                SECCOMP),
+    ("add-key",               SECCOMP),
+    ("userfaultfd",           SECCOMP),
+    ("io-uring",              SECCOMP),
+    ("kexec-load",            SECCOMP),
+    ("init-module",           SECCOMP),
+    ("finit-module",          SECCOMP),
+    ("open-by-handle",        SECCOMP),
+    ("mknod",                 SECCOMP),
+    ("iopl",                  SECCOMP),
+    ("settime",               SECCOMP),
+    ("syslog",                SECCOMP),
+    // Kernel interfaces in /dev and /proc: absent, masked by /dev/null, or read-only.
+    ("dev-kmsg",              all("denied ENOENT")),
+    ("proc-kmsg",             all("denied masked by /dev/null|denied ENOENT")),
+    ("sysrq-trigger",         all("denied masked by /dev/null|denied ENOENT|denied EACCES")),
+    ("proc-masks",            all("denied masked=*")),
+    ("core-pattern",          all("denied EACCES|denied EROFS")),
+    ("raw-disk",              all("denied ENOENT")),
+    ("sys-cgroup",            all("denied ENOENT")),
+    ("cgroup-view",           all("denied every hierarchy at /")),
+    // Credentials: setrlimit is allowed by every filter, the kernel refuses.
+    ("setrlimit-nofile",      all("denied EPERM")),
+    ("setuid0",               SECCOMP),
+    ("capset",                SECCOMP),
+    ("nice",                  all("denied EACCES")),
+    ("setuid-binaries",       all("denied nosuid+no_new_privs=1*|denied no setuid binary in the view")),
+    ("hostname",              SECCOMP),
+    // Resources: the pids limit, the /tmp size cap, the memory limit (OOM kill).
+    ("fork-bomb",             all("denied EAGAIN*")),
+    ("tmp-fill",              all("denied ENOSPC*")),
+    ("memory-bomb",           all("killed SIGKILL")),
+];
+
+/// Syscalls whose denial must show up in the event store under every
+/// profile (the probe makes them early, well inside the per-second budget
+/// of denial events).
+const DENIED_SYSCALLS: &[&str] = &["mount", "unshare", "ptrace", "bpf", "setns"];
+
+fn exec(p: &str) -> String {
+    program(p).display().to_string()
+}
+
+fn accepts(cell: &str, result: &str) -> bool {
+    cell.split('|').map(str::trim).any(|alt| match alt.strip_suffix('*') {
+        Some(prefix) => result.starts_with(prefix),
+        None => result == alt || result.strip_prefix(alt).is_some_and(|rest| rest.starts_with(' ')),
+    })
+}
+
+/// Every buffered line of a service's output, without the `id.0 out | ` prefix.
+fn output(d: &Daemon, id: &str) -> Vec<String> {
+    d.ok(&["logs", id, "--tail", "1000"])
+        .lines()
+        .map(|l| l.split_once(" | ").map_or(l, |(_, rest)| rest).to_owned())
+        .collect()
+}
+
+/// The `PROBE <name> <result>` lines, by name (a repeated name is an error).
+fn probe_results(lines: &[String]) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut map = BTreeMap::new();
+    let mut problems = Vec::new();
+    for l in lines {
+        let Some(rest) = l.strip_prefix("PROBE ") else { continue };
+        if rest == "done" {
+            continue;
+        }
+        let (name, result) = rest.split_once(' ').unwrap_or((rest, ""));
+        if map.insert(name.to_owned(), result.to_owned()).is_some() {
+            problems.push(format!("{name}: reported twice"));
+        }
+    }
+    (map, problems)
+}
+
+fn state(d: &Daemon, id: &str) -> String {
+    d.status(id)["service"]["state"].as_str().unwrap_or("").to_owned()
+}
+
+/// Messages of the `kind` events of service `id` in the daemon's event store.
+fn stored_events(d: &Daemon, id: &str, kind: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        d.state.join("solo.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("open the event store");
+    let mut q =
+        conn.prepare("SELECT message FROM events WHERE service = ?1 AND kind = ?2 ORDER BY seq").expect("query");
+    let rows = q.query_map([id, kind], |r| r.get::<_, String>(0)).expect("rows");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+fn proc_field(pid: i64, key: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines().find(|l| l.starts_with(key)).map(|l| l[key.len()..].trim().to_owned()).unwrap_or_default()
+}
+
+fn ns_of(pid: &str, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+/// What a finished probe run left to check.
+struct ProbeRun {
+    d: Daemon,
+    lines: Vec<String>,
+    results: BTreeMap<String, String>,
+    failures: Vec<String>,
+}
+
+/// Deploys a victim (a sleeper with a secret in its data dir) and the probe
+/// under `profile`, aimed at the daemon, the victim and two host listeners;
+/// waits for `PROBE done` and checks every attempt against [`ATTEMPTS`] and
+/// the host side (victim and daemon untouched, namespaces, denials recorded).
+fn run_probe(profile: &str) -> ProbeRun {
+    let col = PROFILES.iter().position(|p| *p == profile).expect("known profile");
+    let strict = profile == "strict";
+    let started = Instant::now();
+    let d = Daemon::start();
+    // A host TCP listener and a host abstract unix socket for the probe to reach for.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp listener");
+    let tcp_addr = tcp.local_addr().expect("addr");
+    let abstract_name = format!("solo-probe-{}-{profile}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).expect("abstract name");
+    let _abstract = std::os::unix::net::UnixListener::bind_addr(&addr).expect("abstract listener");
+
+    d.ok(&["deploy", "victim", "--exec", &exec("sleeper"), "--restart", "never", "--wait"]);
+    let victim = d.status("victim");
+    let victim_pid = pid0(&victim);
+    let victim_uid = victim["service"]["uid"].as_u64().expect("victim uid") as u32;
+    let victim_data = d.state.join("data/victim");
+    let secret = victim_data.join("secret");
+    std::fs::write(&secret, "victim's secret\n").expect("write the victim's secret");
+    std::os::unix::fs::chown(&secret, Some(victim_uid), Some(victim_uid)).expect("chown secret");
+
+    // /tmp (64 MiB, 16 MiB under strict) is charged to the memory limit:
+    // leave room for it, and keep the memory bomb short.
+    let memory = if strict { "64MiB" } else { "128MiB" };
+    let args = [
+        format!("state={}", d.state.display()),
+        format!("socket={}", d.socket.display()),
+        format!("other-data={}", victim_data.display()),
+        format!("other-pid={victim_pid}"),
+        format!("daemon-pid={}", d.pid()),
+        format!("tcp={tcp_addr}"),
+        format!("abstract={abstract_name}"),
+    ];
+    let probe = exec("probe");
+    let mut deploy: Vec<&str> =
+        vec!["deploy", "probe", "--exec", &probe, "--profile", profile, "--restart", "never", "--memory", memory];
+    for a in &args {
+        deploy.push("--arg");
+        deploy.push(a);
+    }
+    deploy.push("--wait");
+    d.ok(&deploy);
+    let probe_pid = pid0(&d.status("probe"));
+    // Host side, while it runs: credentials and namespaces.
+    let mut failures = Vec::new();
+    for (key, want) in
+        [("CapEff:", "0000000000000000"), ("CapBnd:", "0000000000000000"), ("NoNewPrivs:", "1"), ("Seccomp:", "2")]
+    {
+        let got = proc_field(probe_pid, key);
+        // The process may already be gone if the probe died early; reported below.
+        if !got.is_empty() && got != want {
+            failures.push(format!("host view of the probe: {key} {got}, want {want}"));
+        }
+    }
+    let mut own_ns = vec!["mnt", "pid", "ipc", "uts", "cgroup"];
+    if matches!(profile, "default" | "web-server" | "strict") {
+        own_ns.push("net");
+    }
+    if strict {
+        own_ns.push("user");
+    }
+    for ns in own_ns {
+        let (mine, its) = (ns_of("self", ns), ns_of(&probe_pid.to_string(), ns));
+        if !its.is_empty() && mine == its {
+            failures.push(format!("namespace {ns}: the probe shares the host's {mine}"));
+        }
+    }
+
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let lines = loop {
+        let lines = output(&d, "probe");
+        if lines.iter().any(|l| l == "PROBE done") {
+            break lines;
+        }
+        let st = state(&d, "probe");
+        if st != "SERVICE_STATE_RUNNING" && st != "SERVICE_STATE_STARTING" {
+            panic!("probe under {profile} stopped before it was done ({st}):\n{}", lines.join("\n"));
+        }
+        assert!(Instant::now() < deadline, "probe under {profile} did not finish:\n{}", lines.join("\n"));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("probe under {profile}: done in {:?} after the daemon started", started.elapsed());
+
+    let (results, mut problems) = probe_results(&lines);
+    failures.append(&mut problems);
+    for l in lines.iter().filter(|l| l.contains("ESCAPED")) {
+        failures.push(format!("escape: {l}"));
+    }
+    for (name, cells) in ATTEMPTS {
+        match results.get(*name) {
+            None => failures.push(format!("{name}: no result")),
+            Some(r) if !accepts(cells[col], r) => {
+                failures.push(format!("{name}: got `{r}`, want `{}`", cells[col]));
+            }
+            Some(_) => {}
+        }
+    }
+    let known: BTreeSet<&str> = ATTEMPTS.iter().map(|(n, _)| *n).collect();
+    for name in results.keys().filter(|n| !known.contains(n.as_str())) {
+        failures.push(format!("{name}: not in the expectation table ({})", results[name]));
+    }
+    // The limits behind the resource attempts.
+    let number = |name: &str, key: &str| -> Option<u64> {
+        let r = results.get(name)?;
+        let at = r.find(key)? + key.len();
+        r[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+    };
+    let (max_pids, tmp_mib) = if strict { (8, 16) } else { (64, 64) };
+    match number("fork-bomb", "forks=") {
+        Some(n) if n < max_pids => {}
+        other => failures.push(format!("fork-bomb: {other:?} forks, want fewer than pids.max {max_pids}")),
+    }
+    match number("tmp-fill", "wrote=") {
+        Some(n) if n <= tmp_mib => {}
+        other => failures.push(format!("tmp-fill: {other:?} MiB written, want at most tmp_size {tmp_mib} MiB")),
+    }
+    match number("host-pids", "visible=") {
+        Some(n) if n <= 3 => {}
+        other => failures.push(format!("host-pids: {other:?} pids visible, want at most 3")),
+    }
+
+    // Nothing outside was touched: the victim, its secret, the daemon.
+    if !alive(victim_pid) || pid0(&d.status("victim")) != victim_pid {
+        failures.push("the victim service was killed or restarted".into());
+    }
+    if std::fs::read_to_string(&secret).ok().as_deref() != Some("victim's secret\n") {
+        failures.push("the victim's secret was changed".into());
+    }
+    if victim_data.join("probe-was-here").exists() {
+        failures.push("the probe created a file in the victim's data dir".into());
+    }
+    if !alive(i64::from(d.pid())) {
+        failures.push("the daemon died".into());
+    }
+    // Its own /data write (the positive control) landed in its own host dir.
+    if !d.state.join("data/probe/probe-own").exists() {
+        failures.push("own-data-write: /data/probe-own is not in the probe's host data dir".into());
+    }
+
+    // Every denial was counted and recorded.
+    let denials = d.status("probe")["service"]["instances"][0]["seccompDenials"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
+    let killed = results.values().filter(|r| r.starts_with("killed SIGKILL")).count() as u64;
+    // Under strict every killed attempt but the memory bomb (OOM) was a denial.
+    let want_denials = if strict { killed.saturating_sub(1) } else { DENIED_SYSCALLS.len() as u64 };
+    if denials < want_denials {
+        failures.push(format!("seccompDenials is {denials}, want at least {want_denials}"));
+    }
+    let verb = if strict { "kill_process" } else { "errno" };
+    let stored = wait_for("denials in the event store", T, || {
+        let ev = stored_events(&d, "probe", "seccomp-denied");
+        DENIED_SYSCALLS.iter().all(|s| ev.iter().any(|m| m.starts_with(&format!("denied {s} ")))).then_some(ev)
+    });
+    for s in DENIED_SYSCALLS {
+        let want = format!("denied {s} ({verb})");
+        if !stored.contains(&want) {
+            failures.push(format!("event store: no `{want}` in {stored:?}"));
+        }
+    }
+    drop(tcp);
+    ProbeRun { d, lines, results, failures }
+}
+
+fn check(profile: &str) {
+    let run = run_probe(profile);
+    // The probe itself is still running (it waits after `PROBE done`).
+    assert_eq!(state(&run.d, "probe"), "SERVICE_STATE_RUNNING", "{}", run.lines.join("\n"));
+    assert!(!run.results.is_empty());
+    assert!(
+        run.failures.is_empty(),
+        "sandbox under profile {profile}: {} problem(s):\n  {}\n\nprobe output:\n{}",
+        run.failures.len(),
+        run.failures.join("\n  "),
+        run.lines.iter().filter(|l| l.starts_with("PROBE")).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn probe_under_base() {
+    if require_root("probe_under_base") {
+        check("base");
+    }
+}
+
+#[test]
+fn probe_under_default() {
+    if require_root("probe_under_default") {
+        check("default");
+    }
+}
+
+#[test]
+fn probe_under_network_client() {
+    if require_root("probe_under_network_client") {
+        check("network-client");
+    }
+}
+
+#[test]
+fn probe_under_web_server() {
+    if require_root("probe_under_web_server") {
+        check("web-server");
+    }
+}
+
+#[test]
+fn probe_under_strict() {
+    if require_root("probe_under_strict") {
+        check("strict");
+    }
+}
+
+/// The table covers exactly the attempts the probe makes, and its matcher
+/// does what the table's comment says (no root needed).
+#[test]
+fn expectation_table_matches_the_probe() {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/programs/probe.c")).expect("probe.c");
+    let in_probe: BTreeSet<&str> = src
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("attempt(\""))
+        .filter_map(|l| l.split('"').next())
+        .chain(std::iter::once("inherited-fds"))
+        .collect();
+    let in_table: BTreeSet<&str> = ATTEMPTS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(in_probe, in_table);
+    assert!(accepts("denied EPERM", "denied EPERM"));
+    assert!(!accepts("denied EPERM", "denied EPERMX"));
+    assert!(accepts("denied EAGAIN*", "denied EAGAIN forks=62"));
+    assert!(accepts("denied EAGAIN", "denied EAGAIN forks=62"));
+    assert!(accepts("allowed*|denied*", "denied ETIMEDOUT"));
+    assert!(!accepts("denied*", "allowed TCP listening"));
+    assert!(!accepts("denied ENOENT", "ESCAPED opened /etc/shadow"));
+}
+
+/// Two services: the probe's attempts on the other (its data dir, its pid)
+/// are part of every profile run; here the victim is itself a probe that
+/// finished its own run, and the second probe is aimed at it.
+#[test]
+fn two_probes_cannot_reach_each_other() {
+    if !require_root("two_probes_cannot_reach_each_other") {
+        return;
+    }
+    let d = Daemon::start();
+    let probe = exec("probe");
+    d.ok(&["deploy", "first", "--exec", &probe, "--restart", "never", "--memory", "128MiB", "--wait"]);
+    wait_for("the first probe", PROBE_TIMEOUT, || output(&d, "first").iter().any(|l| l == "PROBE done").then_some(()));
+    let first_pid = pid0(&d.status("first"));
+    let first_data = d.state.join("data/first");
+    let args = [format!("other-data={}", first_data.display()), format!("other-pid={first_pid}")];
+    d.ok(&[
+        "deploy",
+        "second",
+        "--exec",
+        &probe,
+        "--restart",
+        "never",
+        "--memory",
+        "128MiB",
+        "--arg",
+        &args[0],
+        "--arg",
+        &args[1],
+        "--wait",
+    ]);
+    let lines = wait_for("the second probe", PROBE_TIMEOUT, || {
+        let l = output(&d, "second");
+        l.iter().any(|x| x == "PROBE done").then_some(l)
+    });
+    let (results, _) = probe_results(&lines);
+    assert_eq!(results["other-data-read"], "denied ENOENT", "{}", lines.join("\n"));
+    assert_eq!(results["other-data-write"], "denied ENOENT", "{}", lines.join("\n"));
+    assert_eq!(results["kill-other-service"], "denied ESRCH", "{}", lines.join("\n"));
+    // The first is untouched: same pid, still running, its data intact.
+    assert!(alive(first_pid));
+    assert_eq!(pid0(&d.status("first")), first_pid);
+    assert_eq!(state(&d, "first"), "SERVICE_STATE_RUNNING");
+    assert_eq!(std::fs::read_to_string(first_data.join("probe-own")).expect("first's data"), "ok\n");
+    assert!(!first_data.join("probe-was-here").exists());
+    // Different uids: each service is its own user.
+    let (u1, u2) = (d.status("first")["service"]["uid"].clone(), d.status("second")["service"]["uid"].clone());
+    assert_ne!(u1, u2);
+}
+
+fn event(e: &pb::WatchEvent) -> Option<&pb::Event> {
+    match &e.payload {
+        Some(pb::watch_event::Payload::Event(ev)) => Some(ev),
+        _ => None,
+    }
+}
+
+/// Collects events of service `id` from a Watch stream until `done` says so.
+async fn collect(
+    stream: &mut tonic::Streaming<pb::WatchEvent>,
+    id: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&[pb::Event]) -> bool,
+) -> Vec<pb::Event> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline && !done(&seen) {
+        match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+            Ok(Some(Ok(item))) => {
+                if let Some(ev) = event(&item).filter(|e| e.service == id) {
+                    seen.push(ev.clone());
+                }
+            }
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    seen
+}
+
+/// Each denied syscall reaches a Watch client as a SECCOMP_DENIED event with
+/// the syscall's name, the caller's pid and the action taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn seccomp_denials_are_watched() {
+    if !require_root("seccomp_denials_are_watched") {
+        return;
+    }
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    // Every service (a watch on one id needs the service to exist already).
+    let req = pb::WatchRequest { include_events: true, ..Default::default() };
+    let mut stream = c.watch(req).await.expect("watch").into_inner();
+    let probe = exec("probe");
+    d.ok(&["deploy", "probe", "--exec", &probe, "--restart", "never", "--memory", "128MiB"]);
+    let denied = |seen: &[pb::Event], name: &str| {
+        seen.iter().any(|e| e.kind == pb::EventKind::SeccompDenied as i32 && e.syscall == name)
+    };
+    let seen =
+        collect(&mut stream, "probe", PROBE_TIMEOUT, |seen| DENIED_SYSCALLS.iter().all(|s| denied(seen, s))).await;
+    for s in DENIED_SYSCALLS {
+        let e = seen
+            .iter()
+            .find(|e| e.kind == pb::EventKind::SeccompDenied as i32 && e.syscall == *s)
+            .unwrap_or_else(|| panic!("no SECCOMP_DENIED for {s} in {seen:#?}"));
+        assert_eq!(e.service, "probe");
+        assert_eq!(e.action, "errno", "{e:?}");
+        assert!(e.pid > 0, "{e:?}");
+        assert!(e.message.contains(s), "{e:?}");
+    }
+    // The same denials are counted in Status.
+    let n = wait_for("seccompDenials", T, || {
+        let n = d.status("probe")["service"]["instances"][0]["seccompDenials"]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        (n >= DENIED_SYSCALLS.len() as u64).then_some(n)
+    });
+    assert!(n >= DENIED_SYSCALLS.len() as u64);
+}
+
+/// Under `strict` one forbidden syscall in the main process (pid 1 of its
+/// namespace) gets it killed and the service quarantined: not restarted,
+/// even with `--restart always`. Under an `errno` profile the same call only
+/// fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn strict_quarantines_on_a_forbidden_syscall_in_main() {
+    if !require_root("strict_quarantines_on_a_forbidden_syscall_in_main") {
+        return;
+    }
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let req = pb::WatchRequest { include_events: true, ..Default::default() };
+    let mut stream = c.watch(req).await.expect("watch").into_inner();
+    let probe = exec("probe");
+    d.ok(&[
+        "deploy",
+        "bad",
+        "--exec",
+        &probe,
+        "--profile",
+        "strict",
+        "--restart",
+        "always",
+        "--backoff-ms",
+        "10",
+        "--arg",
+        "die-on=ptrace",
+    ]);
+    let seen =
+        collect(&mut stream, "bad", T, |seen| seen.iter().any(|e| e.kind == pb::EventKind::Quarantined as i32)).await;
+    let denial = seen
+        .iter()
+        .find(|e| e.kind == pb::EventKind::SeccompDenied as i32)
+        .unwrap_or_else(|| panic!("no SECCOMP_DENIED in {seen:#?}"));
+    assert_eq!(denial.syscall, "ptrace");
+    assert_eq!(denial.action, "kill_process");
+    let q = seen
+        .iter()
+        .find(|e| e.kind == pb::EventKind::Quarantined as i32)
+        .unwrap_or_else(|| panic!("no QUARANTINED in {seen:#?}"));
+    assert!(q.message.contains("ptrace"), "{q:?}");
+    let st = d.status("bad");
+    assert_eq!(st["service"]["state"], "SERVICE_STATE_QUARANTINED", "{st:#}");
+    let inst = &st["service"]["instances"][0];
+    assert_eq!(inst["state"], "INSTANCE_STATE_QUARANTINED", "{st:#}");
+    assert_eq!(inst["lastExit"]["signal"], libc::SIGKILL, "{st:#}");
+    assert_eq!(inst["restartCount"].as_u64().unwrap_or(0), 0, "{st:#}");
+    // Not restarted: well past the 10 ms backoff, nothing has changed.
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = d.status("bad");
+    assert_eq!(st["service"]["state"], "SERVICE_STATE_QUARANTINED", "{st:#}");
+    assert_eq!(st["service"]["instances"][0]["restartCount"].as_u64().unwrap_or(0), 0, "{st:#}");
+    assert_eq!(pid0(&st), 0, "{st:#}");
+    let logs = output(&d, "bad").join("\n");
+    assert_eq!(logs.matches("PROBE die-on ptrace calling").count(), 1, "{logs}");
+    assert!(!logs.contains("survived"), "{logs}");
+    wait_for("the quarantine in the event store", T, || {
+        (!stored_events(&d, "bad", "quarantined").is_empty()).then_some(())
+    });
+    assert_eq!(stored_events(&d, "bad", "started").len(), 1, "started more than once");
+
+    // The same call under `default` fails with EPERM and the service runs on.
+    d.ok(&["deploy", "mild", "--exec", &probe, "--restart", "always", "--arg", "die-on=ptrace", "--wait"]);
+    let logs = wait_for("mild survives", T, || {
+        let l = output(&d, "mild").join("\n");
+        l.contains("survived").then_some(l)
+    });
+    assert!(logs.contains("PROBE die-on ptrace survived: EPERM"), "{logs}");
+    assert_eq!(state(&d, "mild"), "SERVICE_STATE_RUNNING");
+}
+
+/// A Python script runs under `default`: the interpreter and its standard
+/// library come from the read-only /usr of the view; the host's files do not.
+#[test]
+fn python_script_runs_under_default() {
+    if !require_root("python_script_runs_under_default") {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        assert!(!common::in_ci(), "python3 is not installed and CI=true forbids skipping");
+        eprintln!("SKIPPED python_script_runs_under_default: no /usr/bin/python3");
+        return;
+    }
+    let d = Daemon::start();
+    let script = d.dir.path().join("hello.py");
+    std::fs::write(
+        &script,
+        r#"import json, os, socket, sys
+try:
+    open("/etc/shadow").read()
+    shadow = "readable"
+except OSError as e:
+    shadow = type(e).__name__
+print("py-hello " + json.dumps({"uid": os.getuid(), "host": socket.gethostname(), "pid": os.getpid(),
+      "shadow": shadow, "argv": sys.argv[1:]}), flush=True)
+"#,
+    )
+    .expect("write script");
+    let script = script.display().to_string();
+    d.ok(&[
+        "deploy",
+        "py",
+        "--script",
+        &script,
+        "--interpreter",
+        "python3",
+        "--profile",
+        "default",
+        "--restart",
+        "never",
+        "--arg",
+        "one",
+        "--wait",
+    ]);
+    let line = wait_for("python output", T, || output(&d, "py").into_iter().find(|l| l.starts_with("py-hello ")));
+    let v: serde_json::Value = serde_json::from_str(line.trim_start_matches("py-hello ")).expect("json");
+    let uid = d.status("py")["service"]["uid"].clone();
+    assert_eq!(v["uid"], uid, "{line}");
+    assert_eq!(v["host"], "py", "{line}");
+    assert_eq!(v["pid"], 1, "{line}");
+    assert_eq!(v["shadow"], "FileNotFoundError", "{line}");
+    assert_eq!(v["argv"], serde_json::json!(["one"]), "{line}");
+    let st = wait_for("python exit", T, || {
+        let s = d.status("py");
+        (s["service"]["state"] == "SERVICE_STATE_EXITED").then_some(s)
+    });
+    assert_eq!(st["service"]["instances"][0]["lastExit"]["code"].as_i64().unwrap_or(0), 0, "{st:#}");
+}
