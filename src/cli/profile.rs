@@ -166,6 +166,13 @@ fn check(file: &Path, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         None => "extends nothing".to_owned(),
     };
     println!("{}: ok: profile '{}' {extends}; sha256 {}", file.display(), p.name, p.sha256);
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if stem != p.name {
+        eprintln!(
+            "note: in a profiles directory this file must be named {}.toml (solo serve refuses a name that differs from the file name)",
+            p.name
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -47,7 +47,7 @@ pub const CHECKS: &[Check] = &[
     Check { id: "net-host", layer: "network", weight: 1.5, why: "the host's network: any destination, the host's loopback services (other services, Solo's --listen port), the host's abstract Unix sockets", test: net_host },
     Check { id: "net-interface", layer: "network", weight: 0.2, why: "any interface at all (loopback or host) is more kernel network code in use", test: net_interface },
     Check { id: "net-bind", layer: "network", weight: 0.8, why: "binding TCP ports on the host's interfaces: the service can offer services to the network or squat a port another service needs", test: net_bind },
-    Check { id: "net-bind-unenforced", layer: "network", weight: 0.3, why: "bind = false in the host network is enforced only by Landlock ABI 4+; with a lower min_abi an older kernel runs the service without it", test: bind_unenforced },
+    Check { id: "net-bind-unenforced", layer: "network", weight: 0.3, why: "bind = false in the host network, where only Landlock ABI 4+ enforces it (bind and listen still in the syscall allow list) and min_abi is lower: an older kernel runs the service without it", test: bind_unenforced },
     // Seccomp.
     Check { id: "seccomp-log", layer: "seccomp", weight: 2.0, why: "default_action = log enforces nothing: every syscall runs, deny lists included", test: seccomp_log },
     Check { id: "seccomp-never-group", layer: "seccomp", weight: 2.0, why: "a syscall of a deny-only group (@mount, @namespaces, @debug, @kernel, @host, @privileged) allowed by name: the loader refuses these groups by group name only, and each of them can undo the sandbox", test: never_group },
@@ -57,7 +57,7 @@ pub const CHECKS: &[Check] = &[
     Check { id: "seccomp-signals", layer: "seccomp", weight: 0.3, why: "kill, tgkill, pidfd_send_signal and friends act on other processes; the pid namespace and Landlock scoping bound them", test: signals },
     Check { id: "seccomp-aio", layer: "seccomp", weight: 0.3, why: "native AIO is rarely needed and has a history of kernel bugs", test: aio },
     Check { id: "seccomp-chown", layer: "seccomp", weight: 0.2, why: "chown is rarely needed by a service that owns its files already", test: chown },
-    Check { id: "seccomp-memfd", layer: "seccomp", weight: 0.3, why: "memfd_create gives executable anonymous files: code that was never on a path the view or Landlock controls", test: memfd },
+    Check { id: "seccomp-memfd", layer: "seccomp", weight: 0.3, why: "memfd_create gives anonymous files that no path-based rule (the view, noexec mounts, Landlock) covers; only the kernel's vm.memfd_noexec (Linux 6.3+) keeps code written to one from being executed", test: memfd },
     // Landlock.
     Check { id: "landlock-min-abi", layer: "landlock", weight: 0.2, why: "below ABI 6 nothing guarantees signal and abstract-socket scoping, below 4 no TCP rules", test: landlock_abi },
     Check { id: "landlock-degrade", layer: "landlock", weight: 0.4, why: "on_missing = degrade runs the service without Landlock (or with less) on a kernel that lacks it", test: landlock_degrade },
@@ -301,6 +301,10 @@ fn bind_unenforced(p: &Profile) -> (bool, String) {
     if p.network.bind || p.network.mode != NetMode::Host {
         return (false, "no bind restriction that depends on the kernel".into());
     }
+    let calls = p.allowed_syscalls();
+    if !calls.contains("bind") && !calls.contains("listen") {
+        return (false, "bind = false is enforced by seccomp too: bind and listen are not allowed".into());
+    }
     if p.landlock_min_abi >= 4 {
         (false, format!("bind = false is guaranteed (min_abi {})", p.landlock_min_abi))
     } else {
@@ -360,7 +364,7 @@ fn sockets(p: &Profile) -> (bool, String) {
         p,
         &["socket", "socketpair", "bind", "listen", "connect", "accept", "accept4"],
         "may create and use sockets",
-        "no socket calls (a granted socket can only be read and written)",
+        "cannot create sockets",
     )
 }
 fn sysv_ipc(p: &Profile) -> (bool, String) {

@@ -20,7 +20,7 @@ pub const EVERY_SERVICE: &[&str] = &[
     "its own cgroup per instance (memory, CPU and pids limits apply from its first instruction)",
     "its own unprivileged uid and gid, no supplementary groups",
     "no capabilities in any of the five sets, securebits locked, no_new_privs (setuid binaries give nothing)",
-    "descriptors 0 (/dev/null), 1 and 2 (pipes to the daemon) and the sockets it was granted, nothing else",
+    "descriptors 0 (/dev/null), 1 and 2 (pipes to the daemon), nothing else (descriptor grants are not implemented yet)",
     "RLIMIT_CORE 0 (no core dumps) and RLIMIT_NOFILE fixed by the supervisor",
 ];
 
@@ -94,8 +94,10 @@ pub struct GroupUse {
     /// The syscalls this entry contributes (for an allowed group: minus
     /// what the deny list removes).
     pub syscalls: Vec<String>,
-    /// For an allowed group: its syscalls the deny list removes.
-    pub removed_by_deny: Vec<String>,
+    /// For an allowed group: its syscalls that are nevertheless not
+    /// allowed, each with the reason (the deny list, or `bind = false` on
+    /// the host network).
+    pub removed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -433,14 +435,14 @@ fn network(p: &Profile) -> NetworkView {
     let tcp_connect = n.mode != NetMode::None;
     match n.mode {
         NetMode::None => {
-            notes.push("sockets it was granted (a listening socket the supervisor bound) still work".into());
+            notes.push("a socket granted by the supervisor would still work, but grants are not implemented yet: today a service in mode none has no network socket at all".into());
             notes.push(
                 "Unix sockets work only with paths in its view, and abstract ones only among its own processes".into(),
             );
             notes.push("new TCP connections are also refused by Landlock (ABI 4+)".into());
         }
         NetMode::Loopback => {
-            notes.push("sockets it was granted still work; 127.0.0.1 is its own loopback, not the host's".into());
+            notes.push("127.0.0.1 is its own loopback, not the host's: it cannot reach host services".into());
         }
         NetMode::Host => {
             notes.push("it can connect anywhere the host can, including services on the host's 127.0.0.1 (other services' ports, Solo's --listen port if it is on)".into());
@@ -448,14 +450,20 @@ fn network(p: &Profile) -> NetworkView {
                 "abstract Unix sockets of host processes are reachable unless the kernel has Landlock ABI 6 (scoping)"
                     .into(),
             );
-            notes.push("Landlock restricts TCP only: UDP sockets can be bound and used whatever `bind` says".into());
         }
     }
+    let calls = p.allowed_syscalls();
     if n.bind {
-        notes.push("it may bind and listen on new TCP ports".into());
+        notes.push("it may bind and listen on new ports".into());
     } else if n.mode == NetMode::None {
         notes.push("there is no interface to bind on; Landlock also refuses TCP bind (ABI 4+)".into());
+    } else if !calls.contains("bind") && !calls.contains("listen") {
+        notes.push(
+            "bind and listen are not in its syscall allow list (bind = false on the host network removes them): it cannot bind or listen on any socket, TCP, UDP or Unix"
+                .into(),
+        );
     } else {
+        notes.push("Landlock restricts TCP only: UDP sockets can be bound whatever `bind` says".into());
         let enforced = if p.landlock_min_abi >= 4 {
             "guaranteed: min_abi is 4 or more".to_owned()
         } else {
@@ -483,6 +491,14 @@ fn network(p: &Profile) -> NetworkView {
 fn seccomp_view(p: &Profile) -> SeccompView {
     let s = &p.seccomp;
     let deny = p.denied_syscalls();
+    let allowed_set = p.allowed_syscalls();
+    let why_removed = |c: &String| {
+        if deny.contains(c) {
+            format!("{c} (deny list)")
+        } else {
+            format!("{c} (bind = false on the host network)")
+        }
+    };
     let all = groups::all();
     let mut allowed = Vec::new();
     let mut single_allowed = Vec::new();
@@ -490,17 +506,17 @@ fn seccomp_view(p: &Profile) -> SeccompView {
         match all.get(item) {
             Some(g) => {
                 let (keep, removed): (Vec<String>, Vec<String>) =
-                    g.syscalls.iter().cloned().partition(|c| !deny.contains(c));
+                    g.syscalls.iter().cloned().partition(|c| allowed_set.contains(c));
                 let mut keep = keep;
                 keep.sort();
                 allowed.push(GroupUse {
                     name: item.clone(),
                     why: g.why.clone(),
                     syscalls: keep,
-                    removed_by_deny: removed,
+                    removed: removed.iter().map(why_removed).collect(),
                 });
             }
-            None if !deny.contains(item) => single_allowed.push(item.clone()),
+            None if allowed_set.contains(item) => single_allowed.push(item.clone()),
             None => {}
         }
     }
@@ -519,12 +535,7 @@ fn seccomp_view(p: &Profile) -> SeccompView {
                 never.join(", ")
             ));
         }
-        allowed.push(GroupUse {
-            name: "(single syscalls)".into(),
-            why,
-            syscalls: single_allowed,
-            removed_by_deny: vec![],
-        });
+        allowed.push(GroupUse { name: "(single syscalls)".into(), why, syscalls: single_allowed, removed: vec![] });
     }
     let mut denied = Vec::new();
     let mut single_denied = Vec::new();
@@ -533,7 +544,7 @@ fn seccomp_view(p: &Profile) -> SeccompView {
             Some(g) => {
                 let mut sc = g.syscalls.clone();
                 sc.sort();
-                denied.push(GroupUse { name: item.clone(), why: g.why.clone(), syscalls: sc, removed_by_deny: vec![] });
+                denied.push(GroupUse { name: item.clone(), why: g.why.clone(), syscalls: sc, removed: vec![] });
             }
             None => single_denied.push(item.clone()),
         }
@@ -543,7 +554,7 @@ fn seccomp_view(p: &Profile) -> SeccompView {
             name: "(single syscalls)".into(),
             why: "named one by one in [seccomp] deny".into(),
             syscalls: single_denied,
-            removed_by_deny: vec![],
+            removed: vec![],
         });
     }
     let named: BTreeSet<&String> = s.allow.iter().chain(s.deny.iter()).collect();
@@ -559,10 +570,14 @@ fn seccomp_view(p: &Profile) -> SeccompView {
         always.push_str(&format!("; so the deny list's {} is NOT enforced", overridden.join(", ")));
     }
     let mut special = vec![always];
-    let allowed_set = p.allowed_syscalls();
     if allowed_set.contains("clone") {
         special.push(
             "clone is allowed only without namespace flags (CLONE_NEWNS, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWCGROUP); with any of them it gets the default action".into(),
+        );
+    }
+    if allowed_set.contains("socket") {
+        special.push(
+            "socket is allowed except for MPTCP (protocol 262), whose sockets Landlock's TCP rules do not cover; it gets the default action".into(),
         );
     }
     if allowed_set.contains("clone3") {
@@ -774,8 +789,8 @@ fn group(o: &mut String, g: &GroupUse) {
     o.push_str(&format!("    {}\n", head.trim_start()));
     o.push_str(&wrap(&g.syscalls, 8, 100));
     o.push('\n');
-    if !g.removed_by_deny.is_empty() {
-        o.push_str(&format!("        minus, by the deny list: {}\n", g.removed_by_deny.join(" ")));
+    if !g.removed.is_empty() {
+        o.push_str(&format!("        minus: {}\n", g.removed.join(", ")));
     }
 }
 
@@ -794,9 +809,30 @@ pub fn groups_markdown() -> String {
     o
 }
 
+/// The syscalls `crate::sandbox::seccomp::compile` treats specially (each
+/// has a sentence in [`SeccompView::special`]); a test keeps this in step
+/// with the compiler.
+pub const SPECIAL_SYSCALLS: &[&str] = &["clone", "clone3", "socket"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_special_case_of_the_filter_is_explained() {
+        let src = include_str!("../sandbox/seccomp.rs");
+        let body = src.split("pub fn compile(").nth(1).and_then(|b| b.split("\npub fn ").next()).unwrap_or("");
+        let arms: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix('"')?.split_once("\" =>").map(|(n, _)| n))
+            .collect();
+        assert_eq!(arms, SPECIAL_SYSCALLS, "seccomp::compile special-cases syscalls explain.rs does not describe");
+        let set = ProfileSet::builtin().expect("built-ins");
+        let e = explain(&set.profiles["base"], &set);
+        for s in SPECIAL_SYSCALLS {
+            assert!(e.seccomp.special.iter().any(|t| t.starts_with(s)), "no sentence for {s}");
+        }
+    }
 
     #[test]
     fn paths_normalize_and_cover() {

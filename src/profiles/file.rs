@@ -1,6 +1,6 @@
 //! The TOML shape of a profile file, as written. Every key is optional
 //! except `name` and `description`: an unset key is inherited from the
-//! profile named by `extends` (see [`super::resolve`]).
+//! profile named by `extends` (resolved along `extends` by the parent module).
 
 use serde::Deserialize;
 

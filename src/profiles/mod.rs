@@ -5,7 +5,7 @@
 //! sha256 (of its file and, in order, every file it extends).
 //!
 //! A profile names the profile it `extends`; unset keys are inherited, and
-//! a child may only tighten its parent ([`tighten::check`]). Errors carry
+//! a child may only tighten its parent ([`tighten::widenings`]). Errors carry
 //! the file, line and column.
 //!
 //! This module is pure data: the sandbox layer ([`crate::sandbox`]) turns a
@@ -249,18 +249,23 @@ fn apply(p: &Parsed, base: Option<&Profile>) -> Result<Profile, ProfileError> {
     let read_only = match &fs.read_only {
         Some(v) => {
             for path in v {
-                if !path.starts_with('/') || path.contains("/../") || path.ends_with("/..") || path.contains('\0') {
+                let normal = path.starts_with('/')
+                    && !path.contains('\0')
+                    && path.len() > 1
+                    && !path.ends_with('/')
+                    && path[1..].split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+                if !normal {
                     return Err(err(
                         "filesystem",
                         "read_only",
                         format!(
-                            "[filesystem] read_only: '{}' is not an absolute path without '..'",
+                            "[filesystem] read_only: '{}' is not a normalised absolute path (no '.', '..', '//' or trailing '/')",
                             path.escape_debug()
                         ),
                     ));
                 }
-                let reserved = ["/", "/proc", "/dev", "/tmp", "/data", "/app", "/run"];
-                if reserved.contains(&path.trim_end_matches('/')) || path.trim_end_matches('/').is_empty() {
+                let reserved = ["/proc", "/dev", "/tmp", "/data", "/app", "/run", "/sys", "/var/lib/solo"];
+                if reserved.iter().any(|r| path == r || path.starts_with(&format!("{r}/"))) {
                     return Err(err("filesystem", "read_only", format!("[filesystem] read_only: '{path}' is managed by the sandbox itself and cannot be bound from the host")));
                 }
             }
@@ -356,6 +361,15 @@ fn apply(p: &Parsed, base: Option<&Profile>) -> Result<Profile, ProfileError> {
         if !deny.contains(&d) {
             deny.push(d);
         }
+    }
+    let never: BTreeSet<&str> =
+        groups::all().values().filter(|g| g.never).flat_map(|g| g.syscalls.iter().map(String::as_str)).collect();
+    if let Some(bad) = groups::expand(&allow).unwrap_or_default().into_iter().find(|s| never.contains(s.as_str())) {
+        return Err(err(
+            "seccomp",
+            "allow",
+            format!("[seccomp] allow: {bad} belongs to a deny-only group (it would undo the sandbox)"),
+        ));
     }
     let never_allowed: Vec<&String> =
         allow.iter().filter(|a| groups::all().get(a.as_str()).is_some_and(|g| g.never)).collect();
@@ -492,6 +506,8 @@ impl ProfileSet {
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                // The syscall groups file sits next to the built-ins.
+                .filter(|p| p.file_name().is_none_or(|n| n != "syscalls.toml"))
                 .collect();
             files.sort();
             for path in files {

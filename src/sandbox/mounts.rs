@@ -214,7 +214,9 @@ pub fn prepare(v: &FsView) -> Result<Prepared, Errno> {
     // cannot be lowered inside): no executable memfd, so code written to
     // memory cannot be exec'd past noexec mounts and Landlock, which do
     // not see memfd files. Optional: older kernels lack the knob.
-    ops.push((Op::Write { path: c("proc/sys/vm/memfd_noexec")?, value: b"2" }, true));
+    if v.memfd_noexec {
+        ops.push((Op::Write { path: c("proc/sys/vm/memfd_noexec")?, value: b"2" }, true));
+    }
     for f in PROC_MASKED_FILES {
         // Optional: not every kernel has every file.
         ops.push((Op::Bind { source: c("dev/null")?, target: c(f)? }, true));
@@ -305,6 +307,7 @@ mod tests {
             app: vec![("x".into(), "/var/lib/solo/artifacts/sha256/ab".into())],
             program: "/app/x".into(),
             shm: true,
+            memfd_noexec: true,
         }
     }
 

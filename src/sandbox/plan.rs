@@ -87,6 +87,10 @@ pub struct FsView {
     pub program: String,
     /// Mount a private `/dev/shm` (with an IPC namespace).
     pub shm: bool,
+    /// Set `vm.memfd_noexec = 2` (a per-pid-namespace sysctl: only with a
+    /// pid namespace of its own, or it would change the host's).
+    #[serde(default)]
+    pub memfd_noexec: bool,
 }
 
 /// Landlock rules, for paths inside the view.

@@ -60,6 +60,14 @@ pub fn watch(
     })
 }
 
+/// The process (thread group) of thread `tid`, from its status.
+fn thread_group(tid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(tid)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn handle(
     sup: &Supervisor,
@@ -89,9 +97,11 @@ fn handle(
         SeccompAction::KillProcess => {
             // Open the caller and check the notification is still pending
             // (so the pid was not reused), then kill it.
-            if let Ok(pidfd) = sys::pidfd_open(n.pid as i32) {
+            // The caller may be a thread: its process is the thread group.
+            let tgid = thread_group(n.pid as i32);
+            if let Ok(pidfd) = sys::pidfd_open(tgid) {
                 if sys::notif_id_valid(lfd, n.id) {
-                    killed_main = n.pid as i32 == main_pid;
+                    killed_main = tgid == main_pid;
                     if killed_main {
                         svc.update(replica, |i, _| i.killed_by_filter = Some(name.clone()));
                     }

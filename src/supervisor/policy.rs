@@ -85,6 +85,7 @@ impl Policy {
             app,
             program,
             shm: p.namespaces.ipc,
+            memfd_noexec: p.namespaces.pid,
         };
         let mut read_write = vec!["/tmp".to_owned(), "/data".to_owned()];
         if fs.shm {
