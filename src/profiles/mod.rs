@@ -216,7 +216,6 @@ fn one_of<T: Copy>(p: &Parsed, section: &str, key: &str, v: &str, table: &[(&str
 fn apply(p: &Parsed, base: Option<&Profile>) -> Result<Profile, ProfileError> {
     let r = &p.raw;
     let err = |section: &str, key: &str, m: String| invalid(&p.file, &p.src, section, key, m);
-    let root = base.is_none();
     // A root profile must say everything: nothing to inherit from.
     let need = |section: &str, key: &str| {
         err(section, key, format!("[{section}] {key} is required in a profile that extends nothing"))
@@ -409,7 +408,6 @@ fn apply(p: &Parsed, base: Option<&Profile>) -> Result<Profile, ProfileError> {
     if let Some(b) = base {
         h.update(b.sha256.as_bytes());
     }
-    let _ = root;
     Ok(Profile {
         name: r.name.clone(),
         description: r.description.clone(),
@@ -496,35 +494,7 @@ impl ProfileSet {
     }
 
     pub fn load(dir: Option<&Path>) -> Result<ProfileSet, ProfileError> {
-        let mut parsed = BTreeMap::new();
-        for (name, src) in BUILTIN {
-            let p = parse(&format!("sandbox-profiles/{name}.toml"), src)?;
-            parsed.insert((*name).to_owned(), p);
-        }
-        if let Some(dir) = dir {
-            let entries = std::fs::read_dir(dir).map_err(|cause| ProfileError::Read { path: dir.into(), cause })?;
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                // The syscall groups file sits next to the built-ins.
-                .filter(|p| p.file_name().is_none_or(|n| n != "syscalls.toml"))
-                .collect();
-            files.sort();
-            for path in files {
-                let p = parse_path(&path)?;
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-                if stem != p.raw.name {
-                    return Err(invalid(
-                        &p.file,
-                        &p.src,
-                        "",
-                        "name",
-                        format!("name '{}' must match the file name '{stem}.toml'", p.raw.name),
-                    ));
-                }
-                parsed.insert(p.raw.name.clone(), p);
-            }
-        }
+        let parsed = parse_sources(dir)?;
         Ok(ProfileSet { profiles: resolve(&parsed)? })
     }
 
@@ -538,6 +508,40 @@ impl ProfileSet {
     }
 }
 
+/// The built-ins, then every `*.toml` of `dir` (a file overrides the
+/// built-in of the same name), parsed but not resolved.
+fn parse_sources(dir: Option<&Path>) -> Result<BTreeMap<String, Parsed>, ProfileError> {
+    let mut parsed = BTreeMap::new();
+    for (name, src) in BUILTIN {
+        let p = parse(&format!("sandbox-profiles/{name}.toml"), src)?;
+        parsed.insert((*name).to_owned(), p);
+    }
+    let Some(dir) = dir else { return Ok(parsed) };
+    let entries = std::fs::read_dir(dir).map_err(|cause| ProfileError::Read { path: dir.into(), cause })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        // The syscall groups file sits next to the built-ins.
+        .filter(|p| p.file_name().is_none_or(|n| n != "syscalls.toml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let p = parse_path(&path)?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        if stem != p.raw.name {
+            return Err(invalid(
+                &p.file,
+                &p.src,
+                "",
+                "name",
+                format!("name '{}' must match the file name '{stem}.toml'", p.raw.name),
+            ));
+        }
+        parsed.insert(p.raw.name.clone(), p);
+    }
+    Ok(parsed)
+}
+
 fn parse_path(path: &Path) -> Result<Parsed, ProfileError> {
     let src = std::fs::read_to_string(path).map_err(|cause| ProfileError::Read { path: path.into(), cause })?;
     parse(&path.display().to_string(), &src)
@@ -548,22 +552,9 @@ fn parse_path(path: &Path) -> Result<Parsed, ProfileError> {
 /// extends a built-in is resolved against the built-ins; `dir` adds more.
 pub fn check_file(path: &Path, dir: Option<&Path>) -> Result<Profile, ProfileError> {
     let p = parse_path(path)?;
-    let set = ProfileSet::load(dir)?;
-    let mut parsed: BTreeMap<String, Parsed> = BTreeMap::new();
-    // Re-parse the set's sources so the file resolves against them.
-    for (name, src) in BUILTIN {
-        parsed.insert((*name).to_owned(), parse(&format!("sandbox-profiles/{name}.toml"), src)?);
-    }
-    let _ = set;
-    if let Some(dir) = dir {
-        for entry in std::fs::read_dir(dir).map_err(|cause| ProfileError::Read { path: dir.into(), cause })?.flatten() {
-            let q = entry.path();
-            if q.extension().is_some_and(|e| e == "toml") {
-                let pp = parse_path(&q)?;
-                parsed.insert(pp.raw.name.clone(), pp);
-            }
-        }
-    }
+    let mut parsed = parse_sources(dir)?;
+    // The profiles it may extend must themselves be valid.
+    resolve(&parsed)?;
     let name = p.raw.name.clone();
     parsed.insert(name.clone(), p);
     let mut done = BTreeMap::new();

@@ -18,9 +18,8 @@
 //! (i386 `int 0x80`, x32) kills the process outright.
 
 use super::sys::{self, Errno};
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use std::collections::BTreeSet;
-use std::os::fd::AsRawFd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
@@ -73,7 +72,6 @@ pub fn compile(allow: &BTreeSet<String>) -> Result<Vec<u8>, SeccompError> {
     ctx.set_act_badarch(ScmpAction::KillProcess).map_err(lib)?;
     // The child sets no_new_privs itself, earlier in the sequence.
     ctx.set_ctl_nnp(false).map_err(lib)?;
-    let _ = ScmpArch::native();
     let names: BTreeSet<&str> = allow.iter().map(String::as_str).chain(ALWAYS.iter().copied()).collect();
     for name in names {
         let nr = ScmpSyscall::from(resolve(name)?);
@@ -95,12 +93,11 @@ pub fn compile(allow: &BTreeSet<String>) -> Result<Vec<u8>, SeccompError> {
     let fd = sys::memfd(c"solo-seccomp").map_err(SeccompError::Export)?;
     ctx.export_bpf(&fd).map_err(lib)?;
     let mut file = std::fs::File::from(fd);
-    use std::io::{Read, Seek};
-    file.seek(std::io::SeekFrom::Start(0))
-        .map_err(|e| SeccompError::Export(Errno(e.raw_os_error().unwrap_or(libc::EIO))))?;
     let mut bpf = Vec::new();
-    file.read_to_end(&mut bpf).map_err(|e| SeccompError::Export(Errno(e.raw_os_error().unwrap_or(libc::EIO))))?;
-    let _ = file.as_raw_fd();
+    use std::io::{Read, Seek};
+    file.rewind()
+        .and_then(|()| file.read_to_end(&mut bpf))
+        .map_err(|e| SeccompError::Export(Errno(e.raw_os_error().unwrap_or(libc::EIO))))?;
     Ok(bpf)
 }
 
