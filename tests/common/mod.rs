@@ -71,15 +71,24 @@ pub fn programs() -> &'static Path {
             let tmp = out.join(format!(".{name}.{}", std::process::id()));
             let mut cmd = Command::new("gcc");
             cmd.args(["-O2", "-static", "-o"]).arg(&tmp).arg(&path);
-            if name == "tiny" {
-                cmd.args(["-nostdlib", "-fno-stack-protector"]);
-            }
+            cmd.args(extra_cflags(&path));
             let st = cmd.status().expect("gcc must be installed to build the test programs");
             assert!(st.success(), "gcc failed for {}", path.display());
             std::fs::rename(&tmp, &dest).expect("rename program");
         }
         out
     })
+}
+
+/// Extra gcc flags a program's source asks for in a line `cflags: ...`
+/// (e.g. `-nostdlib` for the libc-free ones). `integration/qemu/run`
+/// reads the same line, so the two builders cannot drift apart.
+fn extra_cflags(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("read program source");
+    text.lines()
+        .find_map(|l| l.split_once("cflags:").map(|(_, f)| f.trim().trim_end_matches("*/").to_owned()))
+        .map(|f| f.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 pub fn program(name: &str) -> PathBuf {
