@@ -163,6 +163,7 @@ fn launch(req: &Request, stdout: OwnedFd, stderr: OwnedFd, netns: Option<OwnedFd
     };
     drop((rep_w, ack_r));
     let missing = prepared.mounts.as_ref().map(|m| m.missing.clone()).unwrap_or_default();
+    let memfd_noexec = prepared.mounts.as_ref().and_then(|m| m.memfd_noexec);
     let plan = &req.plan.confine;
     drop(prepared);
     let mut landlock = None;
@@ -194,11 +195,16 @@ fn launch(req: &Request, stdout: OwnedFd, stderr: OwnedFd, netns: Option<OwnedFd
             _ => return fail(StepError::decode(&b)),
         }
     }
-    Ok(Launched { pid, pidfd, listener, enforcement: enforcement(plan, &missing, landlock) })
+    Ok(Launched { pid, pidfd, listener, enforcement: enforcement(plan, &missing, memfd_noexec, landlock) })
 }
 
 /// What was enforced, layer by layer, for the daemon to record.
-fn enforcement(c: &Confinement, missing: &[String], landlock: Option<landlock::Outcome>) -> Enforcement {
+fn enforcement(
+    c: &Confinement,
+    missing: &[String],
+    memfd_noexec: Option<bool>,
+    landlock: Option<landlock::Outcome>,
+) -> Enforcement {
     let mut layers = Vec::new();
     let mut layer =
         |name: &str, state: &str, detail: String| layers.push(Layer { name: name.into(), state: state.into(), detail });
@@ -223,6 +229,16 @@ fn enforcement(c: &Confinement, missing: &[String], landlock: Option<landlock::O
             format!("pivot_root into a private view; not on this host, so not in the view: {}", missing.join(" ")),
         ),
         None => layer("filesystem", "off", "the launcher's own view".into()),
+    }
+    match memfd_noexec {
+        Some(true) => layer("memfd", "enforced", "vm.memfd_noexec = 2: no executable memfd".into()),
+        Some(false) => layer(
+            "memfd",
+            "off",
+            "this kernel has no vm.memfd_noexec (Linux 6.3+): code written to a memfd can be executed (degraded)"
+                .into(),
+        ),
+        None => layer("memfd", "off", "no pid namespace of its own: the host's vm.memfd_noexec applies".into()),
     }
     layer("capabilities", "enforced", "none in any of the five sets; no_new_privs".into());
     let abi = landlock::kernel_abi();

@@ -60,7 +60,7 @@ pub const CHECKS: &[Check] = &[
     Check { id: "seccomp-memfd", layer: "seccomp", weight: 0.3, why: "memfd_create gives anonymous files that no path-based rule (the view, noexec mounts, Landlock) covers; only the kernel's vm.memfd_noexec (Linux 6.3+) keeps code written to one from being executed", test: memfd },
     // Landlock.
     Check { id: "landlock-min-abi", layer: "landlock", weight: 0.2, why: "below ABI 6 nothing guarantees signal and abstract-socket scoping, below 4 no TCP rules", test: landlock_abi },
-    Check { id: "landlock-degrade", layer: "landlock", weight: 0.4, why: "on_missing = degrade runs the service without Landlock (or with less) on a kernel that lacks it", test: landlock_degrade },
+    Check { id: "landlock-degrade", layer: "landlock", weight: 0.4, why: "on_missing = degrade runs the service without Landlock (or with less), or without vm.memfd_noexec, on a kernel that lacks them", test: landlock_degrade },
     // Limits (defaults for deploys).
     Check { id: "limits-memory", layer: "limits", weight: 0.2, why: "a default memory limit above 128MiB (or none: the global 256MiB) lets a runaway service take more of the host", test: limits_memory },
     Check { id: "limits-pids", layer: "limits", weight: 0.2, why: "more than 32 processes by default (or none: the global 64) makes fork bombs and thread storms costlier", test: limits_pids },
@@ -410,7 +410,10 @@ fn landlock_abi(p: &Profile) -> (bool, String) {
 
 fn landlock_degrade(p: &Profile) -> (bool, String) {
     match p.on_missing {
-        OnMissing::Degrade => (true, "on_missing = degrade: runs with less Landlock where the kernel has less".into()),
+        OnMissing::Degrade => (
+            true,
+            "on_missing = degrade: runs with less Landlock, or without memfd_noexec, where the kernel has less".into(),
+        ),
         OnMissing::Refuse => (false, "on_missing = refuse".into()),
     }
 }

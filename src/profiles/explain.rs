@@ -219,8 +219,8 @@ pub fn violation_meaning(v: OnViolation) -> &'static str {
 
 pub fn on_missing_meaning(m: OnMissing) -> &'static str {
     match m {
-        OnMissing::Degrade => "a host whose Landlock ABI is below min_abi (or has no Landlock) still runs the service, with what it has; what was not enforced is recorded per instance",
-        OnMissing::Refuse => "a host whose Landlock ABI is below min_abi refuses to start the service, naming the layer",
+        OnMissing::Degrade => "a host whose Landlock ABI is below min_abi (or has no Landlock), or that lacks vm.memfd_noexec (Linux 6.3+), still runs the service with what it has; what was not enforced is recorded per instance",
+        OnMissing::Refuse => "a host whose Landlock ABI is below min_abi, or that lacks vm.memfd_noexec (Linux 6.3+), refuses to start the service, naming the layer",
     }
 }
 

@@ -69,6 +69,17 @@ pub struct Prepared {
     pub ops: Vec<(Op, bool)>,
     /// Host paths the profile lists that do not exist here (skipped).
     pub missing: Vec<String>,
+    /// `vm.memfd_noexec = 2`: `None` when the view does not ask for it,
+    /// else whether this kernel has the knob (Linux 6.3+).
+    pub memfd_noexec: Option<bool>,
+}
+
+/// Where the kernel's per-pid-namespace `memfd_noexec` sysctl lives.
+pub const MEMFD_NOEXEC_SYSCTL: &str = "/proc/sys/vm/memfd_noexec";
+
+/// Whether this kernel has `vm.memfd_noexec` (Linux 6.3+).
+pub fn kernel_has_memfd_noexec() -> bool {
+    std::path::Path::new(MEMFD_NOEXEC_SYSCTL).exists()
 }
 
 fn c(s: &str) -> Result<CString, Errno> {
@@ -213,9 +224,11 @@ pub fn prepare(v: &FsView) -> Result<Prepared, Errno> {
     // vm.memfd_noexec = 2 in the service's pid namespace (Linux 6.3+; it
     // cannot be lowered inside): no executable memfd, so code written to
     // memory cannot be exec'd past noexec mounts and Landlock, which do
-    // not see memfd files. Optional: older kernels lack the knob.
-    if v.memfd_noexec {
-        ops.push((Op::Write { path: c("proc/sys/vm/memfd_noexec")?, value: b"2" }, true));
+    // not see memfd files. Older kernels lack the knob: the caller refuses
+    // or records the degrade (`memfd_noexec` below), never silently.
+    let memfd_noexec = v.memfd_noexec.then(kernel_has_memfd_noexec);
+    if memfd_noexec == Some(true) {
+        ops.push((Op::Write { path: c(rel(MEMFD_NOEXEC_SYSCTL))?, value: b"2" }, false));
     }
     for f in PROC_MASKED_FILES {
         // Optional: not every kernel has every file.
@@ -235,7 +248,7 @@ pub fn prepare(v: &FsView) -> Result<Prepared, Errno> {
         ops.push((Op::Bind { source: c(d)?, target: c(d)? }, true));
         ops.push((Op::SetAttr { target: c(d)?, attrs: RO | MOUNT_ATTR_NOEXEC, recursive: true }, true));
     }
-    Ok(Prepared { root: c(&v.root)?, ops, missing })
+    Ok(Prepared { root: c(&v.root)?, ops, missing, memfd_noexec })
 }
 
 /// Builds the view and enters it. Runs in the child, in its own mount
@@ -308,6 +321,7 @@ mod tests {
             program: "/app/x".into(),
             shm: true,
             memfd_noexec: true,
+            memfd_noexec_required: false,
         }
     }
 

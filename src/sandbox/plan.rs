@@ -91,6 +91,10 @@ pub struct FsView {
     /// pid namespace of its own, or it would change the host's).
     #[serde(default)]
     pub memfd_noexec: bool,
+    /// Refuse the launch when the kernel lacks `vm.memfd_noexec` (the
+    /// profile's `on_missing = "refuse"`); else the degrade is recorded.
+    #[serde(default)]
+    pub memfd_noexec_required: bool,
 }
 
 /// Landlock rules, for paths inside the view.

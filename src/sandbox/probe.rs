@@ -102,6 +102,16 @@ pub fn run() -> Vec<Check> {
             "no user_notif action (kernel before 5.0): filters cannot report denials"
         },
     ));
+    let memfd = super::mounts::kernel_has_memfd_noexec();
+    out.push(check(
+        "memfd_noexec",
+        memfd,
+        if memfd {
+            "vm.memfd_noexec = 2 per service: code written to a memfd cannot be executed"
+        } else {
+            "missing (kernel before 6.3): profiles with on_missing = \"refuse\" are refused, others run degraded (memfd exec possible)"
+        },
+    ));
     let setattr = kernel_at_least(5, 12);
     out.push(check(
         "mount_setattr",

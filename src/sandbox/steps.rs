@@ -251,6 +251,14 @@ pub fn prepare(
         Some(v) => Some(prep(mounts::prepare(v))?),
         None => None,
     };
+    if let (Some(v), Some(m)) = (&c.fs, &mounts) {
+        // A kernel without vm.memfd_noexec (before 6.3) cannot stop a
+        // service from executing code it wrote to a memfd: refused here
+        // when the profile says so, else recorded as a degrade.
+        if v.memfd_noexec_required && m.memfd_noexec == Some(false) {
+            return Err(StepError { step: Step::Mounts, errno: Errno(libc::EOPNOTSUPP) });
+        }
+    }
     if let Some(l) = &c.landlock {
         // Refused before anything is started, naming the layer.
         if l.refuse_below_min && super::landlock::kernel_abi() < l.min_abi as i32 {

@@ -86,6 +86,7 @@ impl Policy {
             program,
             shm: p.namespaces.ipc,
             memfd_noexec: p.namespaces.pid,
+            memfd_noexec_required: p.on_missing == OnMissing::Refuse,
         };
         let mut read_write = vec!["/tmp".to_owned(), "/data".to_owned()];
         if fs.shm {
