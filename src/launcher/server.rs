@@ -21,6 +21,12 @@ pub fn run(sock: OwnedFd) -> ! {
     if let Err(e) = sys::set_child_subreaper() {
         eprintln!("solo launcher: cannot become a child subreaper: {e}");
     }
+    // Empty the bounding, ambient and inheritable sets and lock the
+    // securebits once, here: every child inherits them (the launcher itself
+    // never execs), so a spawn only checks them (caps::ensure_bounding_dropped).
+    if let Err(e) = crate::sandbox::caps::drop_bounding() {
+        eprintln!("solo launcher: cannot empty the capability bounding set ({e}); each spawn will");
+    }
     let sigchld = match sys::sigchld_fd() {
         Ok(fd) => fd,
         Err(e) => {

@@ -12,18 +12,38 @@ fn err(e: caps::errors::CapsError) -> Errno {
     Errno(libc::EPERM)
 }
 
+/// SECBIT_NOROOT | _LOCKED, SECBIT_NO_CAP_AMBIENT_RAISE | _LOCKED and
+/// SECBIT_KEEP_CAPS_LOCKED: uid 0 (or a setuid-root binary) would get no
+/// capability at exec, and the ambient set can never be raised again.
+/// KEEP_CAPS stays off (and is locked), so the uid switch clears the
+/// permitted set.
+const SECUREBITS: libc::c_ulong = (1 << 0) | (1 << 1) | (1 << 5) | (1 << 6) | (1 << 7);
+
 /// Empties the bounding, ambient and inheritable sets and locks the
 /// securebits so root-ness never brings capabilities back.
+///
+/// The launcher calls this once at start: all three sets and the
+/// securebits are inherited by `clone3` and matter only at `exec`, which
+/// the launcher never does for itself, so its children start with them
+/// already empty and [`ensure_bounding_dropped`] only has to check (an
+/// empty bounding set costs ~80 `prctl`s to make, each a `commit_creds`).
 pub fn drop_bounding() -> Result<(), Errno> {
     caps::clear(None, CapSet::Ambient).map_err(err)?;
     caps::clear(None, CapSet::Inheritable).map_err(err)?;
     caps::clear(None, CapSet::Bounding).map_err(err)?;
-    // SECBIT_NOROOT | _LOCKED, SECBIT_NO_CAP_AMBIENT_RAISE | _LOCKED:
-    // uid 0 (or a setuid-root binary) would get no capability, and the
-    // ambient set can never be raised again. KEEP_CAPS stays off (and is
-    // locked), so the uid switch clears the permitted set.
-    let bits = (1 << 0) | (1 << 1) | (1 << 5) | (1 << 6) | (1 << 7);
-    sys::set_securebits(bits)
+    sys::set_securebits(SECUREBITS)
+}
+
+/// The child's step: checks that the bounding, ambient and inheritable
+/// sets are empty and the securebits locked (the launcher did it), and
+/// does it here when they are not.
+pub fn ensure_bounding_dropped() -> Result<(), Errno> {
+    let empty = |set| caps::read(None, set).map(|s| s.is_empty()).unwrap_or(false);
+    let locked = sys::get_securebits().is_ok_and(|b| b & SECUREBITS == SECUREBITS);
+    if locked && empty(CapSet::Bounding) && empty(CapSet::Ambient) && empty(CapSet::Inheritable) {
+        return Ok(());
+    }
+    drop_bounding()
 }
 
 /// Empties effective, permitted and inheritable (and bounding and ambient,

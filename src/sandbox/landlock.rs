@@ -64,6 +64,32 @@ fn err(e: impl std::fmt::Debug) -> Errno {
     }
 }
 
+/// Drops rules that add nothing, before the child makes them (each is an
+/// `open`, a `statx` and a `landlock_add_rule` on the spawn path): a path
+/// that is a symlink on the host (the view recreates it as a symlink, and
+/// its target, if in the view at all, is beneath a path of its own), and a
+/// path beneath another path of the same list (the outer rule covers it).
+/// Runs in the launcher, which sees the host paths the view binds.
+pub fn prune(r: &LandlockRules) -> LandlockRules {
+    fn beneath(p: &str, outer: &str) -> bool {
+        p != outer && (outer == "/" || p.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/')))
+    }
+    let keep = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .filter(|p| !std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
+            .filter(|p| !list.iter().any(|outer| beneath(p, outer)))
+            .cloned()
+            .collect()
+    };
+    LandlockRules {
+        read_exec: keep(&r.read_exec),
+        read_write: keep(&r.read_write),
+        read: keep(&r.read),
+        devices: r.devices.clone(),
+        ..r.clone()
+    }
+}
+
 /// Restricts this process. Runs in the child, after `pivot_root`.
 pub fn restrict(r: &LandlockRules) -> Result<Outcome, Errno> {
     let kabi = kernel_abi();
@@ -120,4 +146,37 @@ pub fn restrict(r: &LandlockRules) -> Result<Outcome, Errno> {
         RulesetStatus::PartiallyEnforced => Outcome::Partial,
         RulesetStatus::NotEnforced => Outcome::NotEnforced,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_drops_nested_paths_and_host_symlinks_only() {
+        let dir = std::env::temp_dir().join(format!("solo-prune-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("real/sub")).expect("mkdir");
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("real", &link).expect("symlink");
+        let d = |p: &str| dir.join(p).display().to_string();
+        let r = LandlockRules {
+            min_abi: 1,
+            refuse_below_min: false,
+            read_exec: vec![d("real"), d("real/sub"), d("link"), "/app".into(), d("realistic")],
+            read_write: vec!["/tmp".into(), "/data".into()],
+            read: vec!["/proc".into(), "/".into()],
+            devices: vec!["/dev/null".into()],
+            deny_bind: true,
+            deny_connect: false,
+        };
+        let p = prune(&r);
+        // "realistic" shares a prefix with "real" but is not beneath it.
+        assert_eq!(p.read_exec, vec![d("real"), "/app".to_owned(), d("realistic")]);
+        assert_eq!(p.read_write, r.read_write);
+        assert_eq!(p.read, vec!["/".to_owned()]);
+        assert_eq!(p.devices, r.devices);
+        assert!(p.deny_bind && !p.deny_connect);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }

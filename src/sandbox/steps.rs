@@ -126,7 +126,7 @@ impl Step {
             Step::PivotRoot => "pivot_root into the view and detach the host's tree, then make / read-only: no path leads back to the host filesystem (chroot could be escaped; pivot_root+detach cannot)",
             Step::Stdio => "stdin from /dev/null, stdout/stderr to the supervisor's log pipes: the only descriptors 0-2 the service gets",
             Step::Rlimits => "set RLIMIT_NOFILE and RLIMIT_CORE while still root, so hard limits are set before the uid that could only lower them takes over",
-            Step::DropBounding => "empty the bounding, ambient and inheritable capability sets and lock the securebits while still root (it needs CAP_SETPCAP): no exec can ever bring a capability back",
+            Step::DropBounding => "check that the bounding, ambient and inheritable capability sets are empty and the securebits locked (the launcher emptied its own once at start; clone3 inherits them), and empty them here while still root if not: no exec can ever bring a capability back",
             Step::DropGroups => "setgroups([]) drops root's supplementary groups while we still may",
             Step::SetGid => "setresgid to the service gid, before the uid (after setuid we could no longer change gid)",
             Step::SetUid => "setresuid to the service's own unprivileged uid: from here on it holds no capability",
@@ -290,7 +290,7 @@ pub fn prepare(
             None => None,
         },
         mounts,
-        landlock: c.landlock.clone(),
+        landlock: c.landlock.as_ref().map(super::landlock::prune),
         seccomp: c.seccomp.as_ref().map(|s| s.bpf.clone()),
         cgroup_v2,
     })
@@ -324,7 +324,7 @@ fn run(p: &Prepared, ch: &Channel) -> Result<std::convert::Infallible, StepError
     }
     stdio(p)?;
     rlimits(p)?;
-    at(Step::DropBounding, caps::drop_bounding())?;
+    at(Step::DropBounding, caps::ensure_bounding_dropped())?;
     at(Step::DropGroups, sys::setgroups_empty())?;
     at(Step::SetGid, sys::setresgid(p.gid))?;
     at(Step::SetUid, sys::setresuid(p.uid))?;

@@ -139,6 +139,12 @@ pub fn set_securebits(bits: libc::c_ulong) -> Result<(), Errno> {
     Ok(())
 }
 
+pub fn get_securebits() -> Result<libc::c_ulong, Errno> {
+    // SAFETY: prctl with integer arguments.
+    let r = check_int(unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) })?;
+    Ok(r as libc::c_ulong)
+}
+
 /// Writes `data` to an already-open path (one `open`+`write`+`close`).
 pub fn write_file(path: &CStr, data: &[u8]) -> Result<(), Errno> {
     // SAFETY: a NUL-terminated path.
