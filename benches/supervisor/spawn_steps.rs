@@ -53,11 +53,11 @@ pub const CHILD_STEPS: [&str; 18] = [
     "new-session (setsid)",
     "hostname",
     "network (setns into the pooled netns)",
-    "mounts (the view, ops below)",
-    "pivot-root (+ detach old root, / read-only)",
+    "enter-view (setns into the profile's view + unshare)",
+    "mounts (the instance's own, ops below)",
     "stdio (dup2 ×3)",
     "rlimits",
-    "drop-bounding (caps, securebits)",
+    "drop-bounding (check: the launcher emptied it)",
     "drop-groups + set-gid + set-uid",
     "drop-caps",
     "no-new-privs",
@@ -68,7 +68,7 @@ pub const CHILD_STEPS: [&str; 18] = [
 
 /// Time spent in the mount step by kind of operation.
 pub const MOUNT_KINDS: [&str; 6] = [
-    "make / private + root tmpfs",
+    "move_mount (artifact, data dir)",
     "bind mounts",
     "mount_setattr (ro/nosuid/nodev/noexec)",
     "tmpfs mounts",
@@ -76,15 +76,9 @@ pub const MOUNT_KINDS: [&str; 6] = [
     "mkdir/touch/symlink/sysctl write",
 ];
 
-/// The parts of the pivot-root step.
-pub const PIVOT_PARTS: [&str; 3] =
-    ["pivot_root(\".\", \".\")", "umount2 of the old root (MNT_DETACH)", "chdir + read-only / (mount_setattr)"];
-
-/// Record the child sends: status, checkpoints, mount kinds, pivot parts,
-/// listener.
-const REC: usize = 1 + CHILD_STEPS.len() + MOUNT_KINDS.len() + PIVOT_PARTS.len() + 1;
+/// Record the child sends: status, checkpoints, mount kinds, listener.
+const REC: usize = 1 + CHILD_STEPS.len() + MOUNT_KINDS.len() + 1;
 const KINDS_AT: usize = 1 + CHILD_STEPS.len();
-const PIVOT_AT: usize = KINDS_AT + MOUNT_KINDS.len();
 const LISTENER: usize = REC - 1;
 
 struct Out;
@@ -112,6 +106,8 @@ struct Ctx {
     rules: LandlockRules,
     bpf: Vec<u8>,
     ns: Namespaces,
+    /// The profile's shared view, built on the first spawn (as the launcher).
+    views: std::cell::RefCell<mounts::Views>,
 }
 
 pub fn main(args: &[String]) -> anyhow::Result<()> {
@@ -193,10 +189,13 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         uid,
         program,
         confine,
-        rules,
+        rules: landlock::prune(&rules),
         bpf,
         ns,
+        views: Default::default(),
     };
+    // As the launcher does at start: every child inherits the empty sets.
+    caps::drop_bounding().map_err(|e| anyhow!("empty the bounding set: {e}"))?;
     let (sock_a, sock_b) = sys::seqpacket_pair()?;
     let mut pool = NetPool::new(1).map_err(|e| anyhow!("network namespace pool: {e}"))?;
     let r = (|| -> anyhow::Result<()> {
@@ -326,9 +325,16 @@ fn spawn_in(
     };
     let (d1, d2) = (sys::open(c"/dev/null", libc::O_WRONLY)?, sys::open(c"/dev/null", libc::O_WRONLY)?);
     let t = Instant::now();
-    let mut prepared = steps::prepare(&req.plan, d1, d2, None).map_err(|e| anyhow!("{e}"))?;
+    let built = ctx.views.borrow().len();
+    let mut prepared =
+        steps::prepare(&req.plan, d1, d2, None, &mut ctx.views.borrow_mut()).map_err(|e| anyhow!("{e}"))?;
     let prepare = t.elapsed();
-    out.sample(&format!("{tag}launcher: steps::prepare (opens, mount ops)"), prepare);
+    if ctx.views.borrow().len() != built {
+        // The first spawn of the profile builds its shared view: once.
+        out.info("launcher: building the profile's shared view (once), µs", prepare.as_micros());
+    } else {
+        out.sample(&format!("{tag}launcher: steps::prepare (opens, open_tree, mount ops)"), prepare);
+    }
     let m = prepared.mounts.take().context("no mount view")?;
     let cgroup_v2 = prepared.cgroup_v2.take();
     drop(prepared);
@@ -362,7 +368,7 @@ fn spawn_in(
         argv,
         env,
     };
-    let flags = namespaces::clone_flags(&ctx.ns, true, kit.netns.is_some());
+    let flags = namespaces::clone_flags(&ctx.ns, kit.netns.is_some());
     let t = Instant::now();
     let (rep_r, rep_w) = sys::pipe(0)?;
     let (ack_r, ack_w) = sys::pipe(0)?;
@@ -420,7 +426,7 @@ fn spawn_in(
         let name = match (pooled, k) {
             (false, 0) => "clone3 (with CLONE_NEWNET) → child running",
             (false, 6) => "network (nothing: made by clone3)",
-            (false, 7) => "mounts (mounts::apply)",
+            (false, 8) => "mounts (mounts::apply)",
             _ => name,
         };
         out.sample_ns(&format!("{tag}child: {name}"), at.saturating_sub(prev));
@@ -429,9 +435,6 @@ fn spawn_in(
     if pooled && replicable(&m) {
         for (k, name) in MOUNT_KINDS.iter().enumerate() {
             out.sample_ns(&format!("child mounts: {name}"), rec[KINDS_AT + k]);
-        }
-        for (k, name) in PIVOT_PARTS.iter().enumerate() {
-            out.sample_ns(&format!("child pivot: {name}"), rec[PIVOT_AT + k]);
         }
     }
     let seccomp_done = Duration::from_nanos(prev);
@@ -534,6 +537,8 @@ fn child_steps(k: &Kit, t0: Instant, rec: &mut [u64; REC]) -> StepResult<(OwnedF
     mark(rec, &mut step);
     namespaces::network(&k.ns, k.netns.as_ref(), false).map_err(at(step))?;
     mark(rec, &mut step);
+    mounts::enter(k.mounts).map_err(at(step))?;
+    mark(rec, &mut step);
     if k.by_kind {
         let kinds = mounts_by_kind(k.mounts).map_err(at(step))?;
         for (i, ns) in kinds.iter().enumerate() {
@@ -541,15 +546,6 @@ fn child_steps(k: &Kit, t0: Instant, rec: &mut [u64; REC]) -> StepResult<(OwnedF
         }
     } else {
         mounts::apply(k.mounts).map_err(at(step))?;
-    }
-    mark(rec, &mut step);
-    if k.by_kind {
-        let parts = pivot_by_part().map_err(at(step))?;
-        for (i, ns) in parts.iter().enumerate() {
-            rec[PIVOT_AT + i] = *ns;
-        }
-    } else {
-        mounts::pivot().map_err(at(step))?;
     }
     mark(rec, &mut step);
     sys::dup2(k.devnull.as_raw_fd(), 0)
@@ -561,7 +557,7 @@ fn child_steps(k: &Kit, t0: Instant, rec: &mut [u64; REC]) -> StepResult<(OwnedF
         .and_then(|()| sys::setrlimit(libc::RLIMIT_CORE, 0, 0))
         .map_err(at(step))?;
     mark(rec, &mut step);
-    caps::drop_bounding().map_err(at(step))?;
+    caps::ensure_bounding_dropped().map_err(at(step))?;
     mark(rec, &mut step);
     sys::setgroups_empty()
         .and_then(|()| sys::setresgid(k.uid))
@@ -582,37 +578,12 @@ fn child_steps(k: &Kit, t0: Instant, rec: &mut [u64; REC]) -> StepResult<(OwnedF
     Ok((listener, program))
 }
 
-/// `mounts::pivot`, timed in parts (nanoseconds, [`PIVOT_PARTS`] order).
-fn pivot_by_part() -> Result<[u64; PIVOT_PARTS.len()], Errno> {
-    let t = Instant::now();
-    sys::pivot_root(c".", c".")?;
-    let a = t.elapsed().as_nanos() as u64;
-    let t = Instant::now();
-    sys::umount_detach(c".")?;
-    let b = t.elapsed().as_nanos() as u64;
-    let t = Instant::now();
-    sys::chdir(c"/")?;
-    sys::mount_setattr(c"/", sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, false)?;
-    Ok([a, b, t.elapsed().as_nanos() as u64])
-}
-
 /// `mounts::apply`, one operation at a time, with the time of each kind
 /// summed (nanoseconds, in [`MOUNT_KINDS`] order).
 #[allow(unreachable_patterns)]
 fn mounts_by_kind(p: &mounts::Prepared) -> Result<[u64; MOUNT_KINDS.len()], Errno> {
     let mut kinds = [0u64; MOUNT_KINDS.len()];
-    let t = Instant::now();
     sys::set_umask(0o022);
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-    sys::mount(
-        Some(c"solo"),
-        &p.root,
-        Some(c"tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some(c"mode=0755,size=1m,nr_inodes=4096"),
-    )?;
-    sys::chdir(&p.root)?;
-    kinds[0] += t.elapsed().as_nanos() as u64;
     for (op, optional) in &p.ops {
         let t = Instant::now();
         let (kind, r) = match op {
@@ -622,6 +593,7 @@ fn mounts_by_kind(p: &mounts::Prepared) -> Result<[u64; MOUNT_KINDS.len()], Errn
             Op::Bind { source, target } => {
                 (1, sys::mount(Some(source), target, None, libc::MS_BIND | libc::MS_REC, None))
             }
+            Op::Attach { tree, target } => (0, sys::move_mount(tree.as_raw_fd(), target)),
             Op::Tmpfs { target, options, flags } => {
                 (3, sys::mount(Some(c"tmpfs"), target, Some(c"tmpfs"), *flags, Some(options)))
             }
@@ -658,6 +630,7 @@ fn replicable(p: &mounts::Prepared) -> bool {
                 | Op::Touch(_)
                 | Op::Symlink { .. }
                 | Op::Bind { .. }
+                | Op::Attach { .. }
                 | Op::Tmpfs { .. }
                 | Op::Proc(_)
                 | Op::SetAttr { .. }
@@ -667,24 +640,25 @@ fn replicable(p: &mounts::Prepared) -> bool {
 }
 
 fn count_mount_ops(out: &Out, m: &mounts::Prepared) {
-    let (mut bind, mut setattr, mut tmpfs, mut proc_, mut fsops) = (0, 0, 0, 0, 0);
+    let (mut bind, mut attach, mut setattr, mut tmpfs, mut proc_, mut fsops) = (0, 0, 0, 0, 0, 0);
     for (op, _) in &m.ops {
         match op {
             Op::Bind { .. } => bind += 1,
+            Op::Attach { .. } => attach += 1,
             Op::SetAttr { .. } => setattr += 1,
             Op::Tmpfs { .. } => tmpfs += 1,
             Op::Proc(_) => proc_ += 1,
             _ => fsops += 1,
         }
     }
-    // + make-private and the root tmpfs in apply; pivot_root, umount2 and
-    // the read-only / in pivot.
-    let mount_calls = bind + setattr + tmpfs + proc_ + 2 + 3;
+    // + setns and unshare(CLONE_NEWNS) in enter.
+    let mount_calls = bind + attach + setattr + tmpfs + proc_;
     out.info(
         "mount operations per spawn",
         format!(
-            "{mount_calls} mount-table syscalls ({bind} bind, {setattr} mount_setattr, {tmpfs} tmpfs, {proc_} proc, \
-             make-private + root tmpfs, pivot_root + umount2 + read-only /) and {fsops} mkdir/touch/symlink/sysctl writes"
+            "setns + unshare(CLONE_NEWNS) into a copy of the profile's view, then {mount_calls} mount-table syscalls \
+             ({attach} move_mount, {bind} bind, {setattr} mount_setattr, {tmpfs} tmpfs, {proc_} proc) and {fsops} \
+             mkdir/touch/sysctl writes"
         ),
     );
     if !m.missing.is_empty() {

@@ -3,6 +3,7 @@
 
 use super::protocol::{Reply, Request, MAX_MESSAGE};
 use crate::sandbox::landlock;
+use crate::sandbox::mounts::Views;
 use crate::sandbox::namespaces::NetPool;
 
 /// Network namespaces kept ready for the next spawns.
@@ -43,6 +44,8 @@ pub fn run(sock: OwnedFd) -> ! {
             None
         }
     };
+    // Each profile's shared filesystem view, built on its first spawn.
+    let mut views = Views::default();
     loop {
         // Idle time refills the pool; a pending request never waits for it.
         let idle_work = pool.as_ref().is_some_and(NetPool::wants_more);
@@ -70,7 +73,7 @@ pub fn run(sock: OwnedFd) -> ! {
         if ready[0] {
             match sys::recv_with_fds(sock.as_raw_fd(), &mut buf) {
                 Ok((0, _)) => sys::exit_now(0),
-                Ok((n, fds)) => handle(&sock, &buf[..n], fds, pool.as_mut()),
+                Ok((n, fds)) => handle(&sock, &buf[..n], fds, pool.as_mut(), &mut views),
                 Err(e) if e.0 == libc::EAGAIN => {}
                 Err(e) => {
                     eprintln!("solo launcher: receive: {e}");
@@ -106,7 +109,7 @@ fn reap(sock: &OwnedFd) {
     }
 }
 
-fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetPool>) {
+fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetPool>, views: &mut Views) {
     let started = Instant::now();
     let req: Request = match serde_json::from_slice(data) {
         Ok(r) => r,
@@ -125,7 +128,7 @@ fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetP
         return;
     };
     let netns = if req.plan.confine.namespaces.net { pool.and_then(NetPool::take) } else { None };
-    match launch(&req, stdout, stderr, netns) {
+    match launch(&req, stdout, stderr, netns, views) {
         Ok(l) => {
             let spawn_us = started.elapsed().as_micros() as u64;
             let mut fds = vec![l.pidfd.as_raw_fd()];
@@ -150,8 +153,14 @@ struct Launched {
 /// Prepares, clones, and follows the child through its steps: it reports
 /// Landlock's outcome and its seccomp listener, then execs (the report pipe
 /// closes) or reports the step that failed.
-fn launch(req: &Request, stdout: OwnedFd, stderr: OwnedFd, netns: Option<OwnedFd>) -> Result<Launched, StepError> {
-    let prepared = steps::prepare(&req.plan, stdout, stderr, netns)?;
+fn launch(
+    req: &Request,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    netns: Option<OwnedFd>,
+    views: &mut Views,
+) -> Result<Launched, StepError> {
+    let prepared = steps::prepare(&req.plan, stdout, stderr, netns, views)?;
     let prep_err = |errno| StepError { step: steps::Step::Prepare, errno };
     let (rep_r, rep_w) = sys::pipe(0).map_err(prep_err)?;
     let (ack_r, ack_w) = sys::pipe(0).map_err(prep_err)?;
@@ -228,11 +237,14 @@ fn enforcement(
     }
     layer("namespaces", "enforced", kinds.join(","));
     match &c.fs {
-        Some(_) if missing.is_empty() => layer("filesystem", "enforced", "pivot_root into a private view".into()),
+        Some(_) if missing.is_empty() => layer("filesystem", "enforced", "a private copy of the profile's view (pivot_root, host tree detached)".into()),
         Some(_) => layer(
             "filesystem",
             "enforced",
-            format!("pivot_root into a private view; not on this host, so not in the view: {}", missing.join(" ")),
+            format!(
+                "a private copy of the profile's view (pivot_root, host tree detached); not on this host, so not in the view: {}",
+                missing.join(" ")
+            ),
         ),
         None => layer("filesystem", "off", "the launcher's own view".into()),
     }

@@ -1,6 +1,7 @@
 //! Namespaces. The pid namespace must be created by `clone3` itself (the
-//! caller of `unshare(CLONE_NEWPID)` stays outside it), and so are mount,
-//! IPC, UTS and network. The cgroup namespace is unshared later, after the
+//! caller of `unshare(CLONE_NEWPID)` stays outside it), and so are IPC, UTS
+//! and network (the mount namespace is a copy of the profile's view,
+//! `mounts::enter`). The cgroup namespace is unshared later, after the
 //! child joined its v1 cgroups, so that its root is the instance's cgroup in
 //! every hierarchy. A user namespace, where asked, comes last of all, after
 //! the switch to the service uid: it maps that uid to itself, and only adds
@@ -12,12 +13,11 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// `clone3` flags for the namespaces created at clone time (the network
-/// namespace only when no pooled one was taken).
-pub fn clone_flags(ns: &Namespaces, mount: bool, pooled_net: bool) -> u64 {
+/// namespace only when no pooled one was taken). Not the mount namespace:
+/// the child enters a copy of its profile's view instead
+/// (`mounts::enter`), and without a view it keeps the launcher's.
+pub fn clone_flags(ns: &Namespaces, pooled_net: bool) -> u64 {
     let mut f = 0;
-    if mount {
-        f |= libc::CLONE_NEWNS;
-    }
     if ns.pid {
         f |= libc::CLONE_NEWPID;
     }

@@ -31,8 +31,8 @@ pub enum Step {
     NewSession = 5,
     Hostname = 16,
     Network = 17,
+    EnterView = 19,
     Mounts = 18,
-    PivotRoot = 19,
     Stdio = 6,
     Rlimits = 7,
     DropBounding = 20,
@@ -60,8 +60,8 @@ impl Step {
         Step::NewSession,
         Step::Hostname,
         Step::Network,
+        Step::EnterView,
         Step::Mounts,
-        Step::PivotRoot,
         Step::Stdio,
         Step::Rlimits,
         Step::DropBounding,
@@ -92,8 +92,8 @@ impl Step {
             Step::NewSession => "new-session",
             Step::Hostname => "hostname",
             Step::Network => "network",
+            Step::EnterView => "enter-view",
             Step::Mounts => "mounts",
-            Step::PivotRoot => "pivot-root",
             Step::Stdio => "stdio",
             Step::Rlimits => "rlimits",
             Step::DropBounding => "drop-bounding",
@@ -122,8 +122,8 @@ impl Step {
             Step::NewSession => "setsid: a new session and process group, so signals aimed at the supervisor's group or terminal never reach the service",
             Step::Hostname => "the service's id as hostname, in its own UTS namespace: the host's name is not revealed and cannot be changed",
             Step::Network => "enter the private network namespace the launcher made ahead (unless clone made one), and in network mode loopback bring lo up; in mode none it has no interface up at all",
-            Step::Mounts => "build the view on a fresh tmpfs: system dirs, artifact read-only; data dir read-write; private /tmp with a size cap; minimal /dev; /proc of its own pid namespace with host-revealing files masked. Nothing propagates back to the host",
-            Step::PivotRoot => "pivot_root into the view and detach the host's tree, then make / read-only: no path leads back to the host filesystem (chroot could be escaped; pivot_root+detach cannot)",
+            Step::EnterView => "enter a private copy of the profile's view: setns into the mount namespace the launcher built once for the profile (a fresh tmpfs root with the system dirs read-only and a minimal /dev, pivot_root'ed into, the host's tree detached and unreachable, / read-only), then unshare(CLONE_NEWNS) so nothing this instance mounts is seen by another",
+            Step::Mounts => "the instance's own mounts in its copy: the artifact read-only, the data dir read-write (both cloned from the host by descriptor), a private /tmp with a size cap, /proc of its own pid namespace with host-revealing files masked. Nothing propagates back to the host or to another instance",
             Step::Stdio => "stdin from /dev/null, stdout/stderr to the supervisor's log pipes: the only descriptors 0-2 the service gets",
             Step::Rlimits => "set RLIMIT_NOFILE and RLIMIT_CORE while still root, so hard limits are set before the uid that could only lower them takes over",
             Step::DropBounding => "check that the bounding, ambient and inheritable capability sets are empty and the securebits locked (the launcher emptied its own once at start; clone3 inherits them), and empty them here while still root if not: no exec can ever bring a capability back",
@@ -229,6 +229,7 @@ pub fn prepare(
     stdout: OwnedFd,
     stderr: OwnedFd,
     netns: Option<OwnedFd>,
+    views: &mut mounts::Views,
 ) -> Result<Prepared, StepError> {
     let program = prep(sys::open(&prep(sys::cstring(&plan.program))?, libc::O_PATH))?;
     let cgroup_v2 = match &plan.cgroup_v2 {
@@ -248,7 +249,7 @@ pub fn prepare(
     env_ptrs.push(std::ptr::null());
     let c = &plan.confine;
     let mounts = match &c.fs {
-        Some(v) => Some(prep(mounts::prepare(v))?),
+        Some(v) => Some(views.prepare(v).map_err(|errno| StepError { step: Step::EnterView, errno })?),
         None => None,
     };
     if let (Some(v), Some(m)) = (&c.fs, &mounts) {
@@ -283,7 +284,7 @@ pub fn prepare(
         hostname: c.hostname.as_bytes().to_vec(),
         loopback: c.loopback,
         user_maps: prep(UserMaps::new(plan.uid, plan.gid))?,
-        clone_flags: namespaces::clone_flags(&c.namespaces, mounts.is_some(), netns.is_some()),
+        clone_flags: namespaces::clone_flags(&c.namespaces, netns.is_some()),
         netns: if c.namespaces.net { netns } else { None },
         view_program: match &c.fs {
             Some(v) => Some(prep(sys::cstring(&v.program))?),
@@ -319,8 +320,8 @@ fn run(p: &Prepared, ch: &Channel) -> Result<std::convert::Infallible, StepError
     at(Step::Hostname, namespaces::hostname(ns, &p.hostname))?;
     at(Step::Network, namespaces::network(ns, p.netns.as_ref(), p.loopback))?;
     if let Some(m) = &p.mounts {
+        at(Step::EnterView, mounts::enter(m))?;
         at(Step::Mounts, mounts::apply(m))?;
-        at(Step::PivotRoot, mounts::pivot())?;
     }
     stdio(p)?;
     rlimits(p)?;
