@@ -38,7 +38,7 @@ impl Supervisor {
         if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
         }
-        let svc = {
+        let (svc, prepared) = {
             let _op = self.ops.lock().await;
             let id = spec.id.to_string();
             if self.get(&id).is_ok() {
@@ -60,15 +60,34 @@ impl Supervisor {
                 artifact_json: serde_json::to_string(&artifact).map_err(|e| Error::Internal(e.to_string()))?,
                 failure: String::new(),
             };
+            let svc = self.build(stored, artifact, 1, uid, created_at_ms, Desired::Running);
+            // The host side of the first launch (cgroups, data dir) is made
+            // while the desired state commits: neither needs the other, and
+            // nothing runs until both are done.
+            let prepare = tokio::task::spawn_blocking({
+                let (sup, svc) = (self.clone(), svc.clone());
+                move || instance::prepare_blocking(&sup, &svc)
+            });
             // Desired state first: a crash from here on still brings it up.
-            self.store.insert_service(&row).await.map_err(|e| match e {
+            let stored = self.store.insert_service(&row).await.map_err(|e| match e {
                 crate::store::StoreError::Exists(id) => Error::AlreadyExists(id),
                 other => other.into(),
-            })?;
-            let svc = self.build(stored, artifact, 1, uid, created_at_ms, Desired::Running);
+            });
+            let prepared = prepare.await.map_err(|e| e.to_string()).and_then(|r| r);
+            if let Err(e) = stored {
+                let cgroups: Vec<_> = svc.runtime().instances.iter().map(|i| i.cgroup.clone()).collect();
+                for cg in &cgroups {
+                    instance::cleanup(cg).await;
+                }
+                return Err(e);
+            }
             self.insert(svc.clone());
-            svc
+            (svc, prepared)
         };
+        if let Err(e) = &prepared {
+            // The instances report it as their launch failure (and retry).
+            tracing::warn!(service = %svc.id(), error = %e, "preparing the first launch failed");
+        }
         let mut ev = Event::new(EventKind::Deployed, svc.id(), 0);
         ev.message = format!(
             "deployed revision 1 ({} {}, uid {}, {} replica(s))",
@@ -78,7 +97,7 @@ impl Supervisor {
             svc.spec.replicas
         );
         self.bus.emit(ev);
-        self.start_instances(&svc);
+        self.start_instances(&svc, prepared.is_ok());
         if wait {
             self.wait_running(&svc).await?;
         }
@@ -106,9 +125,9 @@ impl Supervisor {
         Arc::new(Service::new(spec, artifact, Record { revision, uid, created_at_ms, desired }, logs, cgroups))
     }
 
-    pub(super) fn start_instances(self: &Arc<Self>, svc: &Arc<Service>) {
+    pub(super) fn start_instances(self: &Arc<Self>, svc: &Arc<Service>, prepared: bool) {
         for r in 0..svc.spec.replicas {
-            instance::start(self.clone(), svc.clone(), r);
+            instance::start(self.clone(), svc.clone(), r, prepared);
         }
     }
 

@@ -18,15 +18,16 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Starts the task for `replica` and counts it alive.
-pub fn start(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32) {
+/// Starts the task for `replica` and counts it alive. `prepared`: its
+/// cgroup already exists with its limits ([`prepare_blocking`]).
+pub fn start(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, prepared: bool) {
     svc.alive.send_modify(|n| *n += 1);
     tokio::spawn(async move {
         // Run the lifecycle in its own task so that a panic in it is seen
         // here: the instance is marked failed, its cgroup still goes, and
         // Kill/Shutdown (which wait for `alive`) cannot hang on it.
         let (s, v) = (sup.clone(), svc.clone());
-        if let Err(e) = tokio::spawn(async move { run(&s, &v, replica).await }).await {
+        if let Err(e) = tokio::spawn(async move { run(&s, &v, replica, prepared).await }).await {
             let reason = format!("internal error: the supervision task panicked ({e}); kill --remove and deploy again");
             tracing::error!(service = %svc.id(), replica, "{reason}");
             svc.update(replica, |i, failure| {
@@ -52,11 +53,11 @@ enum Ended {
     Stopped(Exit),
 }
 
-async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) {
+async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: bool) {
     let mut stop_rx = svc.stop.subscribe();
     let mut tracker = Tracker::default();
     let mut restarting: Option<Restarting> = None;
-    let mut created = false;
+    let mut created = prepared;
     loop {
         if stop_rx.borrow().is_some() {
             svc.update(replica, |i, _| i.state = InstanceState::Exited);
@@ -264,6 +265,36 @@ fn record(sup: &Supervisor, svc: &Service, replica: u32) {
     sup.store.record_instance(svc.id(), replica, pid, state.as_str(), restarts, started, &last);
 }
 
+fn limits(svc: &Service) -> CgroupLimits {
+    let l = &svc.spec.limits;
+    CgroupLimits {
+        memory_bytes: l.memory_bytes,
+        memory_high_bytes: l.memory_high_bytes,
+        cpu_weight: l.cpu_weight,
+        cpu_max_millicores: l.cpu_max_millicores,
+        max_pids: l.max_pids,
+    }
+}
+
+/// What a first launch needs on the host, for every replica: each
+/// instance's cgroup with its limits (a leftover from a crashed daemon is
+/// emptied first) and the service's data dir. Blocking; a deploy runs it
+/// while its desired state commits, and on error removes what it made.
+pub fn prepare_blocking(sup: &Supervisor, svc: &Service) -> Result<(), String> {
+    let limits = limits(svc);
+    for inst in &svc.runtime().instances {
+        let cg = &inst.cgroup;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cg.populated() && Instant::now() < deadline {
+            cg.kill_all();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        cg.create(&limits).map_err(|e| format!("step cgroup: {e}"))?;
+    }
+    ensure_data_dir(&policy::data_dir(&sup.config.state_dir, svc.id()), svc.uid)
+        .map_err(|e| format!("step data-dir: {e}"))
+}
+
 async fn launch(
     sup: &Arc<Supervisor>,
     svc: &Arc<Service>,
@@ -271,19 +302,11 @@ async fn launch(
     cg: &InstanceCgroup,
     created: &mut bool,
 ) -> Result<Spawned, String> {
-    let l = &svc.spec.limits;
-    let limits = CgroupLimits {
-        memory_bytes: l.memory_bytes,
-        memory_high_bytes: l.memory_high_bytes,
-        cpu_weight: l.cpu_weight,
-        cpu_max_millicores: l.cpu_max_millicores,
-        max_pids: l.max_pids,
-    };
     // Created once per instance task and reused across restarts.
     if !*created {
         // A leftover from a crashed daemon would hold stale processes.
         empty(cg).await;
-        cg.create(&limits).map_err(|e| format!("step cgroup: {e}"))?;
+        cg.create(&limits(svc)).map_err(|e| format!("step cgroup: {e}"))?;
         *created = true;
     }
     ensure_data_dir(&policy::data_dir(&sup.config.state_dir, svc.id()), svc.uid)
@@ -308,7 +331,13 @@ async fn launch(
 
 /// The service's private data directory: its uid's alone (0700).
 fn ensure_data_dir(dir: &std::path::Path, uid: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // Already right (every restart): one stat.
+    if let Ok(m) = std::fs::symlink_metadata(dir) {
+        if m.is_dir() && m.uid() == uid && m.gid() == uid && m.mode() & 0o7777 == 0o700 {
+            return Ok(());
+        }
+    }
     match std::fs::create_dir(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

@@ -49,7 +49,7 @@ pub async fn run(sup: &Arc<Supervisor>) -> Result<(), Error> {
             let mut ev = Event::new(EventKind::Deployed, &row.id, 0);
             ev.message = format!("restored revision {} from the state database", row.revision);
             sup.bus.emit(ev);
-            sup.start_instances(&svc);
+            sup.start_instances(&svc, false);
         }
     }
     Ok(())
