@@ -168,7 +168,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         loopback: p.network.mode == NetMode::Loopback,
         fs: Some(fs),
         landlock: Some(rules.clone()),
-        seccomp: Some(SeccompFilter { bpf: bpf.clone() }),
+        seccomp: Some(SeccompFilter::new(bpf.clone())),
     };
     let layout = Layout::detect(&format!("solo-bench-steps-{}", std::process::id()))?;
     layout.prepare()?;

@@ -11,6 +11,7 @@ const NET_POOL: usize = 4;
 use crate::sandbox::plan::{Confinement, Enforcement, Layer};
 use crate::sandbox::steps::{self, StepError};
 use crate::sandbox::sys::{self, Forked, WaitStatus};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
@@ -44,8 +45,9 @@ pub fn run(sock: OwnedFd) -> ! {
             None
         }
     };
-    // Each profile's shared filesystem view, built on its first spawn.
-    let mut views = Views::default();
+    // Each profile's shared filesystem view, built on its first spawn, and
+    // its seccomp filter, sent whole once.
+    let mut kept = Kept::default();
     loop {
         // Idle time refills the pool; a pending request never waits for it.
         let idle_work = pool.as_ref().is_some_and(NetPool::wants_more);
@@ -73,7 +75,7 @@ pub fn run(sock: OwnedFd) -> ! {
         if ready[0] {
             match sys::recv_with_fds(sock.as_raw_fd(), &mut buf) {
                 Ok((0, _)) => sys::exit_now(0),
-                Ok((n, fds)) => handle(&sock, &buf[..n], fds, pool.as_mut(), &mut views),
+                Ok((n, fds)) => handle(&sock, &buf[..n], fds, pool.as_mut(), &mut kept),
                 Err(e) if e.0 == libc::EAGAIN => {}
                 Err(e) => {
                     eprintln!("solo launcher: receive: {e}");
@@ -109,9 +111,17 @@ fn reap(sock: &OwnedFd) {
     }
 }
 
-fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetPool>, views: &mut Views) {
+/// What the launcher keeps across spawns, per profile.
+#[derive(Default)]
+struct Kept {
+    views: Views,
+    /// Seccomp filters by id (sha256), as the daemon sent them.
+    filters: HashMap<String, Vec<u8>>,
+}
+
+fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetPool>, kept: &mut Kept) {
     let started = Instant::now();
-    let req: Request = match serde_json::from_slice(data) {
+    let mut req: Request = match serde_json::from_slice(data) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("solo launcher: malformed request: {e}");
@@ -127,8 +137,17 @@ fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetP
         send(sock, &fail(e), &[]);
         return;
     };
+    if let Some(f) = req.plan.confine.seccomp.as_mut() {
+        if !f.resolve(&mut kept.filters) {
+            // The daemon sends a filter whole before it refers to it; a
+            // reference to one this launcher never got is the daemon's bug.
+            let e = StepError { step: steps::Step::Prepare, errno: sys::Errno(libc::ENOENT) };
+            send(sock, &fail(e), &[]);
+            return;
+        }
+    }
     let netns = if req.plan.confine.namespaces.net { pool.and_then(NetPool::take) } else { None };
-    match launch(&req, stdout, stderr, netns, views) {
+    match launch(&req, stdout, stderr, netns, &mut kept.views) {
         Ok(l) => {
             let spawn_us = started.elapsed().as_micros() as u64;
             let mut fds = vec![l.pidfd.as_raw_fd()];

@@ -117,10 +117,50 @@ pub struct LandlockRules {
 }
 
 /// A compiled seccomp filter (classic BPF, `sock_filter` array bytes).
+///
+/// The same for every spawn of a profile, so the daemon sends its bytes to
+/// a launcher once and afterwards only its `id` (the bytes' sha256): the
+/// launcher keeps the filters it was sent ([`SeccompFilter::resolve`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeccompFilter {
+    /// Empty when the launcher already has the filter `id`.
     #[serde(with = "hex_bytes")]
     pub bpf: Vec<u8>,
+    #[serde(default)]
+    pub id: String,
+}
+
+impl SeccompFilter {
+    pub fn new(bpf: Vec<u8>) -> SeccompFilter {
+        use sha2::Digest;
+        let id = hex::encode(sha2::Sha256::digest(&bpf));
+        SeccompFilter { bpf, id }
+    }
+
+    /// The same filter by reference only (its bytes left out).
+    pub fn by_id(&self) -> SeccompFilter {
+        SeccompFilter { bpf: Vec::new(), id: self.id.clone() }
+    }
+
+    /// In the launcher: fills in the bytes of a filter sent by reference
+    /// from `known`, and remembers a filter sent whole. `false` when the
+    /// reference is unknown.
+    pub fn resolve(&mut self, known: &mut std::collections::HashMap<String, Vec<u8>>) -> bool {
+        if self.bpf.is_empty() {
+            match known.get(&self.id) {
+                Some(b) if !self.id.is_empty() => {
+                    self.bpf = b.clone();
+                    true
+                }
+                _ => false,
+            }
+        } else {
+            if !self.id.is_empty() && !known.contains_key(&self.id) {
+                known.insert(self.id.clone(), self.bpf.clone());
+            }
+            true
+        }
+    }
 }
 
 mod hex_bytes {
@@ -148,4 +188,33 @@ pub struct Layer {
     /// `enforced`, `partial` (degraded: some of it), `off` (degraded: none of it).
     pub state: String,
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_filter_sent_whole_once_resolves_by_id_afterwards() {
+        let whole = SeccompFilter::new(vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(whole.id.len(), 64);
+        let mut known = HashMap::new();
+        // By reference before the launcher ever got it: refused.
+        let mut early = whole.by_id();
+        assert!(!early.resolve(&mut known));
+        // Whole: remembered, unchanged.
+        let mut first = whole.clone();
+        assert!(first.resolve(&mut known));
+        assert_eq!(first, whole);
+        // By reference, through JSON as on the socket: the bytes come back.
+        let json = serde_json::to_string(&whole.by_id()).expect("encode");
+        assert!(json.len() < 100, "{json}");
+        let mut later: SeccompFilter = serde_json::from_str(&json).expect("decode");
+        assert!(later.resolve(&mut known));
+        assert_eq!(later, whole);
+        // An empty reference never resolves.
+        let mut none = SeccompFilter { bpf: vec![], id: String::new() };
+        assert!(!none.resolve(&mut known));
+    }
 }

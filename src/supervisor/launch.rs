@@ -9,7 +9,7 @@
 use crate::launcher::protocol::{Reply, Request, MAX_MESSAGE};
 use crate::sandbox::plan::{Enforcement, LaunchPlan};
 use crate::sandbox::sys::{self, WaitStatus};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -47,6 +47,9 @@ type SpawnReply = Result<Spawned, LaunchError>;
 struct Conn {
     sock: AsyncFd<OwnedFd>,
     pending: Mutex<HashMap<u64, oneshot::Sender<SpawnReply>>>,
+    /// Seccomp filters this launcher was sent whole: later plans carry
+    /// only their id (4 KB less of JSON to encode and decode per spawn).
+    filters: Mutex<HashSet<String>>,
 }
 
 pub struct Launcher {
@@ -99,7 +102,11 @@ impl Launcher {
         tracing::info!(pid = child.id(), "launcher started");
         drop(child); // reaped by reap_orphans, not by std
         sys::set_nonblocking(ours.as_raw_fd()).map_err(|e| LaunchError::Start(e.into()))?;
-        let conn = Arc::new(Conn { sock: register(ours)?, pending: Mutex::new(HashMap::new()) });
+        let conn = Arc::new(Conn {
+            sock: register(ours)?,
+            pending: Mutex::new(HashMap::new()),
+            filters: Mutex::new(HashSet::new()),
+        });
         tokio::spawn(read_loop(self.clone(), conn.clone()));
         *g = Some(conn.clone());
         Ok(conn)
@@ -114,12 +121,21 @@ impl Launcher {
     /// instance has exec'd or a step failed.
     pub async fn spawn(
         self: &Arc<Self>,
-        plan: LaunchPlan,
+        mut plan: LaunchPlan,
         stdout: OwnedFd,
         stderr: OwnedFd,
     ) -> Result<Spawned, LaunchError> {
         let conn = self.connection().await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // A filter goes whole until one send of it succeeded, then by id.
+        let mut sends_filter = None;
+        if let Some(f) = plan.confine.seccomp.as_mut() {
+            if conn.filters.lock().unwrap_or_else(|p| p.into_inner()).contains(&f.id) {
+                *f = f.by_id();
+            } else {
+                sends_filter = Some(f.id.clone());
+            }
+        }
         let data = serde_json::to_vec(&Request { id, plan }).map_err(|e| LaunchError::Io(e.into()))?;
         let (tx, rx) = oneshot::channel();
         conn.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
@@ -127,7 +143,12 @@ impl Launcher {
         loop {
             let mut guard = conn.sock.writable().await.map_err(LaunchError::Io)?;
             match guard.try_io(|s| sys::send_with_fds(s.as_raw_fd(), &data, &fds).map_err(Into::into)) {
-                Ok(Ok(())) => break,
+                Ok(Ok(())) => {
+                    if let Some(f) = sends_filter {
+                        conn.filters.lock().unwrap_or_else(|p| p.into_inner()).insert(f);
+                    }
+                    break;
+                }
                 Ok(Err(e)) => {
                     conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                     if e.raw_os_error() == Some(libc::EMSGSIZE) {

@@ -23,7 +23,7 @@ pub fn compile(set: &ProfileSet) -> Result<BTreeMap<String, Arc<Policy>>, String
     let mut out = BTreeMap::new();
     for (name, p) in &set.profiles {
         let bpf = seccomp::compile(&p.allowed_syscalls()).map_err(|e| format!("profile {name} ({}): {e}", p.file))?;
-        out.insert(name.clone(), Arc::new(Policy { profile: p.clone(), filter: SeccompFilter { bpf } }));
+        out.insert(name.clone(), Arc::new(Policy { profile: p.clone(), filter: SeccompFilter::new(bpf) }));
     }
     Ok(out)
 }
