@@ -2,7 +2,7 @@
 //! reviews (`sandbox-profiles/*.toml`). The built-ins are embedded in the
 //! binary; `solo serve --profiles-dir DIR` adds profiles or overrides a
 //! built-in of the same name. Every instance records the profile's name and
-//! sha256 (of its file and, in order, every file it extends).
+//! sha256 (of its file, every file it extends, and the syscall groups).
 //!
 //! A profile names the profile it `extends`; unset keys are inherited, and
 //! a child may only tighten its parent ([`tighten::widenings`]). Errors carry
@@ -132,7 +132,8 @@ pub struct Profile {
     pub extends: Option<String>,
     /// Where it came from: `builtin:sandbox-profiles/NAME.toml` or a path.
     pub file: String,
-    /// sha256 of this file's text followed by each ancestor's, in order.
+    /// sha256 of this file's text followed by each ancestor's, in order,
+    /// and of `sandbox-profiles/syscalls.toml` (the group definitions).
     pub sha256: String,
     pub on_missing: OnMissing,
     pub namespaces: Namespaces,
@@ -405,8 +406,12 @@ fn apply(p: &Parsed, base: Option<&Profile>) -> Result<Profile, ProfileError> {
     };
     let mut h = Sha256::new();
     h.update(p.src.as_bytes());
-    if let Some(b) = base {
-        h.update(b.sha256.as_bytes());
+    match base {
+        Some(b) => h.update(b.sha256.as_bytes()),
+        // A root profile also covers the syscall groups every name in an
+        // allow or deny list expands through: the same file under other
+        // group definitions is another filter.
+        None => h.update(groups::SOURCE.as_bytes()),
     }
     Ok(Profile {
         name: r.name.clone(),
