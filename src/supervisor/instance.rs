@@ -505,9 +505,23 @@ async fn stop(
     let cg2 = cg.clone();
     let _ = tokio::task::spawn_blocking(move || cg2.kill_all()).await;
     let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
-    match tokio::time::timeout(Duration::from_secs(10), exit_rx).await {
-        Ok(Ok(st)) => st,
-        _ => WaitStatus::Signaled(libc::SIGKILL),
+    // SIGKILL cannot be caught, but a process in uninterruptible sleep
+    // (a hung NFS read, a stuck device) dies only when it wakes. It is not
+    // reported gone before it is: the wait goes on, saying so.
+    let mut waited = 0u64;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), &mut *exit_rx).await {
+            Ok(Ok(st)) => return st,
+            // The launcher (and its reaper) went away: the exit is routed
+            // by the daemon's own reaper, or the process is gone with it.
+            Ok(Err(_)) => return WaitStatus::Signaled(libc::SIGKILL),
+            Err(_) => {
+                waited += 10;
+                tracing::error!(pid, waited_s = waited, "still alive after SIGKILL (uninterruptible sleep?); waiting");
+                let cg2 = cg.clone();
+                let _ = tokio::task::spawn_blocking(move || cg2.kill_all()).await;
+            }
+        }
     }
 }
 
