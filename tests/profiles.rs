@@ -105,6 +105,8 @@ fn check_names_each_widening_at_its_line() {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2, "{err}");
     assert!(lines[0].starts_with(&format!("{}:5:1: ", f.display())) && lines[0].contains("[network] mode"), "{err}");
+    // In the file's own words, not the code's.
+    assert!(lines[0].contains("\"host\" is wider than the parent's \"none\""), "{err}");
     assert!(lines[1].starts_with(&format!("{}:7:1: ", f.display())) && lines[1].contains("io_submit"), "{err}");
     assert!(err.contains("widens what it extends ('default')"), "{err}");
 }

@@ -38,8 +38,9 @@ pub fn widenings(parent: &Profile, child: &Profile) -> Vec<String> {
     }
     if child.network.mode > parent.network.mode {
         out.push(format!(
-            "[network] mode: {:?} is wider than the parent's {:?}",
-            child.network.mode, parent.network.mode
+            "[network] mode: \"{}\" is wider than the parent's \"{}\"",
+            super::explain::net_mode_name(child.network.mode),
+            super::explain::net_mode_name(parent.network.mode)
         ));
     }
     if child.network.bind && !parent.network.bind {
@@ -47,8 +48,9 @@ pub fn widenings(parent: &Profile, child: &Profile) -> Vec<String> {
     }
     if child.seccomp.default_action < parent.seccomp.default_action {
         out.push(format!(
-            "[seccomp] default_action: {:?} is more lenient than the parent's {:?}",
-            child.seccomp.default_action, parent.seccomp.default_action
+            "[seccomp] default_action: \"{}\" is more lenient than the parent's \"{}\"",
+            super::explain::action_name(child.seccomp.default_action),
+            super::explain::action_name(parent.seccomp.default_action)
         ));
     }
     if child.seccomp.on_violation < parent.seccomp.on_violation {
