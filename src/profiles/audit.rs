@@ -47,7 +47,7 @@ pub const CHECKS: &[Check] = &[
     Check { id: "net-host", layer: "network", weight: 1.5, why: "the host's network: any destination, the host's loopback services (other services, Solo's --listen port), the host's abstract Unix sockets", test: net_host },
     Check { id: "net-interface", layer: "network", weight: 0.2, why: "any interface at all (loopback or host) is more kernel network code in use", test: net_interface },
     Check { id: "net-bind", layer: "network", weight: 0.8, why: "binding TCP ports on the host's interfaces: the service can offer services to the network or squat a port another service needs", test: net_bind },
-    Check { id: "net-bind-unenforced", layer: "network", weight: 0.3, why: "bind = false in the host network, where only Landlock ABI 4+ enforces it (bind and listen still in the syscall allow list) and min_abi is lower: an older kernel runs the service without it", test: bind_unenforced },
+    Check { id: "net-bind-unenforced", layer: "network", weight: 0.3, why: "bind = false in the host network left to Landlock alone (ABI 4+) with a lower min_abi: an older kernel runs the service without it. Solo removes bind and listen from the seccomp allow list in that case, so this fires only if that removal is ever lost", test: bind_unenforced },
     // Seccomp.
     Check { id: "seccomp-log", layer: "seccomp", weight: 2.0, why: "default_action = log enforces nothing: every syscall runs, deny lists included", test: seccomp_log },
     Check { id: "seccomp-never-group", layer: "seccomp", weight: 2.0, why: "a syscall of a deny-only group (@mount, @namespaces, @debug, @kernel, @host, @privileged) allowed by name: the loader refuses these groups by group name only, and each of them can undo the sandbox", test: never_group },

@@ -95,6 +95,59 @@ pub fn program(name: &str) -> PathBuf {
     programs().join(name)
 }
 
+/// The kernel features the sandbox's expectations depend on, detected at
+/// test time the way the launcher detects them. The tests run on this
+/// host's kernel and on Debian's 6.1 in `integration/qemu` (Landlock ABI 2,
+/// no `vm.memfd_noexec`); what such a kernel answers differs, so an
+/// expectation that depends on a feature is derived from these.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernel {
+    /// The Landlock ABI (0: no Landlock).
+    pub landlock_abi: i32,
+    /// `vm.memfd_noexec` exists (Linux 6.3+).
+    pub memfd_noexec: bool,
+}
+
+impl Kernel {
+    pub fn detect() -> Kernel {
+        Kernel {
+            landlock_abi: solo::sandbox::landlock::kernel_abi(),
+            memfd_noexec: solo::sandbox::mounts::kernel_has_memfd_noexec(),
+        }
+    }
+
+    /// Landlock ABI 4+: TCP bind and connect rules.
+    pub fn landlock_tcp(&self) -> bool {
+        self.landlock_abi >= 4
+    }
+
+    /// Landlock ABI 6+: abstract unix sockets and signals scoped to the domain.
+    pub fn landlock_scoping(&self) -> bool {
+        self.landlock_abi >= 6
+    }
+
+    /// How the launch of a built-in `profile` fails on this kernel, as the
+    /// deploy error and `lastExit.reason` name it (`step mounts: EOPNOTSUPP`),
+    /// or `None` when it starts. Only `on_missing = "refuse"` profiles are
+    /// refused: first for a missing `vm.memfd_noexec` (when the profile has
+    /// its own pid namespace, where the knob would be set), then for a
+    /// Landlock ABI below the profile's `min_abi` (`src/sandbox/steps.rs`).
+    pub fn refusal(&self, profile: &str) -> Option<&'static str> {
+        let set = solo::profiles::ProfileSet::builtin().expect("built-in profiles");
+        let p = set.get(profile).unwrap_or_else(|| panic!("no built-in profile {profile}"));
+        if p.on_missing != solo::profiles::OnMissing::Refuse {
+            return None;
+        }
+        if p.namespaces.pid && !self.memfd_noexec {
+            return Some("step mounts: EOPNOTSUPP");
+        }
+        if self.landlock_abi < p.landlock_min_abi as i32 {
+            return Some("step landlock: EOPNOTSUPP");
+        }
+        None
+    }
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A running `solo serve` with its own state, runtime dir and uid range.
