@@ -15,6 +15,7 @@ use landlock::{
     Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
     RulesetStatus, Scope, ABI,
 };
+use std::os::fd::AsFd;
 
 /// The outcome, as the child reports it to the launcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,12 +123,10 @@ pub fn restrict(r: &LandlockRules) -> Result<Outcome, Errno> {
         for p in paths {
             // A path the view does not have (a missing host path) has no rule.
             let Ok(fd) = PathFd::new(p) else { continue };
-            // Directory-only rights cannot be granted on a file.
-            let access = if std::fs::metadata(p).is_ok_and(|m| !m.is_dir()) {
-                access & AccessFs::from_file(abi)
-            } else {
-                access
-            };
+            // Directory-only rights cannot be granted on a file (an fstat of
+            // the descriptor just opened, not another path walk).
+            let access =
+                if sys::fd_is_dir(fd.as_fd()).is_ok_and(|d| !d) { access & AccessFs::from_file(abi) } else { access };
             rules.push(PathBeneath::new(fd, access));
         }
     };

@@ -170,6 +170,88 @@ pub fn set_securebits(bits: libc::c_ulong) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Whether capability `cap` is in the bounding set (`PR_CAPBSET_READ`);
+/// `EINVAL` past the kernel's last capability.
+pub fn capbset_read(cap: u32) -> Result<bool, Errno> {
+    // SAFETY: prctl with integer arguments.
+    let r = check_int(unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) })?;
+    Ok(r == 1)
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+fn capget() -> Result<[CapData; 2], Errno> {
+    let mut h = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut d = [CapData::default(); 2];
+    // SAFETY: a v3 header and the two data structs it asks for.
+    check(unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) })?;
+    Ok(d)
+}
+
+/// The inheritable set (`capget`, both 32-bit halves). With it empty the
+/// ambient set is empty too: the kernel clears an ambient capability
+/// whenever its inheritable bit is not set.
+pub fn inheritable_caps() -> Result<u64, Errno> {
+    let d = capget()?;
+    Ok(u64::from(d[0].inheritable) | (u64::from(d[1].inheritable) << 32))
+}
+
+/// Empties the inheritable set (and with it the ambient set), keeping the
+/// effective and permitted sets.
+pub fn clear_inheritable() -> Result<(), Errno> {
+    let mut d = capget()?;
+    d[0].inheritable = 0;
+    d[1].inheritable = 0;
+    let mut h = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    // SAFETY: a v3 header and the two data structs it takes.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) })?;
+    Ok(())
+}
+
+/// `PR_CAP_AMBIENT_CLEAR_ALL`.
+pub fn clear_ambient() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments.
+    check_int(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) })?;
+    Ok(())
+}
+
+/// Drops every capability from the bounding set (`PR_CAPBSET_DROP` up to
+/// the kernel's last one).
+pub fn clear_bounding() -> Result<(), Errno> {
+    for cap in 0..64u32 {
+        // SAFETY: prctl with integer arguments.
+        match check_int(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }) {
+            Ok(_) => {}
+            Err(Errno(libc::EINVAL)) if cap > 0 => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `fd` (an `O_PATH` descriptor will do) is a directory (`fstat`).
+pub fn fd_is_dir(fd: std::os::fd::BorrowedFd<'_>) -> Result<bool, Errno> {
+    // SAFETY: an all-zero `stat` is valid; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a `stat` to fill.
+    check_int(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
 pub fn get_securebits() -> Result<libc::c_ulong, Errno> {
     // SAFETY: prctl with integer arguments.
     let r = check_int(unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) })?;
