@@ -1023,7 +1023,7 @@ const LOOP_VARIANTS: [&str; 6] = [
     "bwrap + Solo's default filter",
     "Solo service, default",
     "Solo service, strict",
-    "bwrap + the filter as a tree",
+    "bwrap + the filter as a linear list",
 ];
 
 async fn seccomp_cost(c: &mut Client, program: &Path, tmp: &Path, scale: Scale) -> anyhow::Result<Seccomp> {
@@ -1031,11 +1031,12 @@ async fn seccomp_cost(c: &mut Client, program: &Path, tmp: &Path, scale: Scale) 
     let bwrap = find_in_path("bwrap");
     let filter = tmp.join("loop-default.bpf");
     std::fs::write(&filter, profile_bpf(PROFILE)?)?;
-    // The same allow-list as a binary tree (SCMP_FLTATR_CTL_OPTIMIZE = 2).
-    let tree = tmp.join("loop-tree.bpf");
+    // The same allow-list as a linear list (SCMP_FLTATR_CTL_OPTIMIZE = 1;
+    // Solo's is a binary tree).
+    let linear = tmp.join("loop-linear.bpf");
     let set = solo::profiles::ProfileSet::builtin().map_err(|e| anyhow!("{e}"))?;
     let allow = set.get(PROFILE).context("no default profile")?.allowed_syscalls();
-    std::fs::write(&tree, spawn_steps::compile_tree(&allow)?)?;
+    std::fs::write(&linear, spawn_steps::compile_linear(&allow)?)?;
     let n = LOOP_VARIANTS.len();
     let mut whole: Vec<Samples> = vec![Samples::default(); n];
     let mut chunks: Vec<Samples> = vec![Samples::default(); n];
@@ -1048,7 +1049,7 @@ async fn seccomp_cost(c: &mut Client, program: &Path, tmp: &Path, scale: Scale) 
                 (0, _) => loop_outside(Command::new(program).args(&args), None)?,
                 (1, Some(b)) => loop_outside(&mut bwrap_loop(b, program, scale, false), None)?,
                 (2, Some(b)) => loop_outside(&mut bwrap_loop(b, program, scale, true), Some(&filter))?,
-                (5, Some(b)) => loop_outside(&mut bwrap_loop(b, program, scale, true), Some(&tree))?,
+                (5, Some(b)) => loop_outside(&mut bwrap_loop(b, program, scale, true), Some(&linear))?,
                 (1 | 2 | 5, None) => continue,
                 _ => {
                     let profile = if v == 3 { "default" } else { "strict" };

@@ -123,7 +123,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     let set = ProfileSet::builtin().map_err(|e| anyhow!("{e}"))?;
     let p = set.get("default").context("no built-in default profile")?.clone();
     let bpf = seccomp::compile(&p.allowed_syscalls())?;
-    out.info("seccomp BPF instructions (default)", bpf.len() / 8);
+    out.info("seccomp BPF instructions (default, binary tree)", bpf.len() / 8);
     let ns = Namespaces {
         pid: p.namespaces.pid,
         ipc: p.namespaces.ipc,
@@ -175,7 +175,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     out.info("cgroup layout", layout.mode());
     out.info("landlock ABI", landlock::kernel_abi());
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    out.info("mounts in the launcher's namespace (copied by CLONE_NEWNS)", mountinfo.lines().count());
+    out.info("mounts in the launcher's namespace", mountinfo.lines().count());
     let ctx = Ctx {
         layout,
         limits: CgroupLimits {
@@ -678,15 +678,16 @@ fn ensure_data_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-/// The same allow-list compiled as Solo compiles it, but as a binary tree
-/// sorted by syscall number (`SCMP_FLTATR_CTL_OPTIMIZE` = 2) instead of
-/// libseccomp's default linear list.
-pub fn compile_tree(allow: &std::collections::BTreeSet<String>) -> anyhow::Result<Vec<u8>> {
+/// The same allow-list compiled as Solo compiles it, but as libseccomp's
+/// default linear list (`SCMP_FLTATR_CTL_OPTIMIZE` = 1) instead of the
+/// binary tree sorted by syscall number that Solo uses: the comparison that
+/// chose the tree.
+pub fn compile_linear(allow: &std::collections::BTreeSet<String>) -> anyhow::Result<Vec<u8>> {
     use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
     let mut ctx = ScmpFilterContext::new(ScmpAction::Notify)?;
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
     ctx.set_ctl_nnp(false)?;
-    ctx.set_ctl_optimize(2)?;
+    ctx.set_ctl_optimize(1)?;
     let ns_flags = (libc::CLONE_NEWNS
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWIPC
@@ -718,17 +719,18 @@ pub fn compile_tree(allow: &std::collections::BTreeSet<String>) -> anyhow::Resul
 }
 
 /// Loading the filter alone, in a fresh child (no_new_privs set first, as
-/// in the launch sequence): Solo's linear filter against the binary tree.
-fn seccomp_loads(out: &Out, n: usize, linear: &[u8], allow: &std::collections::BTreeSet<String>) -> anyhow::Result<()> {
-    let tree = match compile_tree(allow) {
+/// in the launch sequence): Solo's filter (a binary tree) against the same
+/// allow-list as a linear list.
+fn seccomp_loads(out: &Out, n: usize, tree: &[u8], allow: &std::collections::BTreeSet<String>) -> anyhow::Result<()> {
+    let linear = match compile_linear(allow) {
         Ok(t) => t,
         Err(e) => {
-            out.info("seccomp binary tree", format!("not available: {e}"));
+            out.info("seccomp linear list", format!("not available: {e}"));
             return Ok(());
         }
     };
-    out.info("seccomp BPF instructions, binary tree (SCMP_FLTATR_CTL_OPTIMIZE=2)", tree.len() / 8);
-    let cases = [("Solo's filter (linear)", linear), ("the same allow-list as a binary tree", &tree[..])];
+    out.info("seccomp BPF instructions, linear list (SCMP_FLTATR_CTL_OPTIMIZE=1)", linear.len() / 8);
+    let cases = [("Solo's filter (binary tree)", tree), ("the same allow-list as a linear list", &linear[..])];
     for i in 0..n {
         for (name, bpf) in cases {
             let (r, w) = sys::pipe(0)?;
