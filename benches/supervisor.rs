@@ -1036,7 +1036,7 @@ async fn seccomp_cost(c: &mut Client, program: &Path, tmp: &Path, scale: Scale) 
     let linear = tmp.join("loop-linear.bpf");
     let set = solo::profiles::ProfileSet::builtin().map_err(|e| anyhow!("{e}"))?;
     let allow = set.get(PROFILE).context("no default profile")?.allowed_syscalls();
-    std::fs::write(&linear, spawn_steps::compile_linear(&allow)?)?;
+    std::fs::write(&linear, solo::sandbox::seccomp::compile_as(&allow, false)?)?;
     let n = LOOP_VARIANTS.len();
     let mut whole: Vec<Samples> = vec![Samples::default(); n];
     let mut chunks: Vec<Samples> = vec![Samples::default(); n];

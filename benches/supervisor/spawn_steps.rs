@@ -31,13 +31,14 @@
 
 use anyhow::{anyhow, bail, ensure, Context};
 use solo::launcher::protocol::Request;
-use solo::profiles::{NetMode, OnMissing, ProfileSet};
+use solo::profiles::{NetMode, ProfileSet};
 use solo::sandbox::cgroup::{CgroupLimits, InstanceCgroup, Layout};
 use solo::sandbox::mounts::{self, Op};
 use solo::sandbox::namespaces::{self, NetPool};
-use solo::sandbox::plan::{Confinement, FsView, LandlockRules, LaunchPlan, Namespaces, Rlimit, SeccompFilter};
+use solo::sandbox::plan::{Confinement, LandlockRules, LaunchPlan, Namespaces, Rlimit, SeccompFilter};
 use solo::sandbox::sys::{self, Errno, Forked};
 use solo::sandbox::{caps, landlock, seccomp, steps};
+use solo::supervisor::policy;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -124,44 +125,19 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     let p = set.get("default").context("no built-in default profile")?.clone();
     let bpf = seccomp::compile(&p.allowed_syscalls())?;
     out.info("seccomp BPF instructions (default, binary tree)", bpf.len() / 8);
-    let ns = Namespaces {
-        pid: p.namespaces.pid,
-        ipc: p.namespaces.ipc,
-        uts: p.namespaces.uts,
-        net: p.network.mode != NetMode::Host,
-        cgroup: p.namespaces.cgroup,
-        user: p.namespaces.user,
-    };
     std::fs::create_dir_all(dir.join("root"))?;
     std::fs::create_dir_all(dir.join("data"))?;
-    let mut read_exec = p.filesystem.read_only.clone();
-    read_exec.push("/app".into());
-    let mut read_write = vec!["/tmp".to_owned(), "/data".to_owned()];
-    if p.namespaces.ipc {
-        read_write.push("/dev/shm".into());
-    }
-    let rules = LandlockRules {
-        min_abi: p.landlock_min_abi,
-        refuse_below_min: p.on_missing == OnMissing::Refuse,
-        read_exec,
-        read_write,
-        read: vec!["/proc".into(), "/".into()],
-        devices: p.filesystem.devices.iter().map(|d| format!("/dev/{d}")).collect(),
-        deny_bind: !p.network.bind,
-        deny_connect: p.network.mode == NetMode::None,
-    };
-    let fs = FsView {
-        root: dir.join("root").display().to_string(),
-        read_only: p.filesystem.read_only.clone(),
-        tmp_size: p.filesystem.tmp_size,
-        devices: p.filesystem.devices.clone(),
-        data: None, // set per iteration
-        app: vec![("bench".into(), program.display().to_string())],
-        program: "/app/bench".into(),
-        shm: p.namespaces.ipc,
-        memfd_noexec: p.namespaces.pid,
-        memfd_noexec_required: false,
-    };
+    // The daemon's own construction (supervisor::policy) for an uploaded
+    // executable; the data dir is set per iteration.
+    let ns = policy::namespaces(&p);
+    let rules = policy::landlock_rules(&p, true);
+    let fs = policy::fs_view(
+        &p,
+        &dir.join("root"),
+        None,
+        vec![("bench".into(), program.display().to_string())],
+        "/app/bench".into(),
+    );
     let confine = Confinement {
         namespaces: ns,
         hostname: "bench".into(),
@@ -678,51 +654,11 @@ fn ensure_data_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-/// The same allow-list compiled as Solo compiles it, but as libseccomp's
-/// default linear list (`SCMP_FLTATR_CTL_OPTIMIZE` = 1) instead of the
-/// binary tree sorted by syscall number that Solo uses: the comparison that
-/// chose the tree.
-pub fn compile_linear(allow: &std::collections::BTreeSet<String>) -> anyhow::Result<Vec<u8>> {
-    use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
-    let mut ctx = ScmpFilterContext::new(ScmpAction::Notify)?;
-    ctx.set_act_badarch(ScmpAction::KillProcess)?;
-    ctx.set_ctl_nnp(false)?;
-    ctx.set_ctl_optimize(1)?;
-    let ns_flags = (libc::CLONE_NEWNS
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUSER
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWNET
-        | libc::CLONE_NEWCGROUP) as u64;
-    let names: std::collections::BTreeSet<&str> =
-        allow.iter().map(String::as_str).chain(seccomp::ALWAYS.iter().copied()).collect();
-    for name in names {
-        let nr = ScmpSyscall::from(seccomp::resolve(name)?);
-        match name {
-            "clone" => ctx.add_rule_conditional(
-                ScmpAction::Allow,
-                nr,
-                &[ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(ns_flags), 0)],
-            )?,
-            "clone3" => ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), nr)?,
-            _ => ctx.add_rule(ScmpAction::Allow, nr)?,
-        };
-    }
-    use std::io::{Read, Seek};
-    let mut f = tempfile::tempfile()?;
-    ctx.export_bpf(&f)?;
-    f.seek(std::io::SeekFrom::Start(0))?;
-    let mut bpf = Vec::new();
-    f.read_to_end(&mut bpf)?;
-    Ok(bpf)
-}
-
 /// Loading the filter alone, in a fresh child (no_new_privs set first, as
 /// in the launch sequence): Solo's filter (a binary tree) against the same
 /// allow-list as a linear list.
 fn seccomp_loads(out: &Out, n: usize, tree: &[u8], allow: &std::collections::BTreeSet<String>) -> anyhow::Result<()> {
-    let linear = match compile_linear(allow) {
+    let linear = match seccomp::compile_as(allow, false) {
         Ok(t) => t,
         Err(e) => {
             out.info("seccomp linear list", format!("not available: {e}"));

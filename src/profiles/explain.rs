@@ -809,7 +809,7 @@ pub fn groups_markdown() -> String {
     o
 }
 
-/// The syscalls `crate::sandbox::seccomp::compile` treats specially (each
+/// The syscalls `crate::sandbox::seccomp::compile_as` treats specially (each
 /// has a sentence in [`SeccompView::special`]); a test keeps this in step
 /// with the compiler.
 pub const SPECIAL_SYSCALLS: &[&str] = &["clone", "clone3", "socket"];
@@ -821,7 +821,7 @@ mod tests {
     #[test]
     fn every_special_case_of_the_filter_is_explained() {
         let src = include_str!("../sandbox/seccomp.rs");
-        let body = src.split("pub fn compile(").nth(1).and_then(|b| b.split("\npub fn ").next()).unwrap_or("");
+        let body = src.split("pub fn compile_as(").nth(1).and_then(|b| b.split("\npub fn ").next()).unwrap_or("");
         let arms: Vec<&str> = body
             .lines()
             .filter_map(|l| l.trim_start().strip_prefix('"')?.split_once("\" =>").map(|(n, _)| n))

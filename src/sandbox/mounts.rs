@@ -95,9 +95,11 @@ pub struct Prepared {
 /// Where the kernel's per-pid-namespace `memfd_noexec` sysctl lives.
 pub const MEMFD_NOEXEC_SYSCTL: &str = "/proc/sys/vm/memfd_noexec";
 
-/// Whether this kernel has `vm.memfd_noexec` (Linux 6.3+).
+/// Whether this kernel has `vm.memfd_noexec` (Linux 6.3+). Looked up once:
+/// the kernel does not change under a running process.
 pub fn kernel_has_memfd_noexec() -> bool {
-    std::path::Path::new(MEMFD_NOEXEC_SYSCTL).exists()
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| std::path::Path::new(MEMFD_NOEXEC_SYSCTL).exists())
 }
 
 fn c(s: &str) -> Result<CString, Errno> {

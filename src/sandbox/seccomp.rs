@@ -66,8 +66,15 @@ pub fn name_of(nr: i32) -> String {
     ScmpSyscall::from(nr).get_name().unwrap_or_else(|_| format!("syscall_{nr}"))
 }
 
-/// Compiles the allow list into classic BPF (`struct sock_filter` array).
+/// Compiles the allow list into classic BPF (`struct sock_filter` array),
+/// as a binary tree over syscall numbers.
 pub fn compile(allow: &BTreeSet<String>) -> Result<Vec<u8>, SeccompError> {
+    compile_as(allow, true)
+}
+
+/// [`compile`], as a binary tree (`tree`) or as libseccomp's default
+/// linear list (what the benchmark compares the tree with).
+pub fn compile_as(allow: &BTreeSet<String>, tree: bool) -> Result<Vec<u8>, SeccompError> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Notify).map_err(lib)?;
     ctx.set_act_badarch(ScmpAction::KillProcess).map_err(lib)?;
     // The child sets no_new_privs itself, earlier in the sequence.
@@ -77,7 +84,7 @@ pub fn compile(allow: &BTreeSet<String>) -> Result<Vec<u8>, SeccompError> {
     // fill its action cache, so a shallow tree loads 2-3x faster (399 ->
     // 166 us here, docs/benchmarks.md); per-call cost is the cache either
     // way. libseccomp before 2.5 has no tree: the linear list still works.
-    let _ = ctx.set_ctl_optimize(2);
+    let _ = ctx.set_ctl_optimize(if tree { 2 } else { 1 });
     let names: BTreeSet<&str> = allow.iter().map(String::as_str).chain(ALWAYS.iter().copied()).collect();
     for name in names {
         let nr = ScmpSyscall::from(resolve(name)?);

@@ -283,13 +283,8 @@ fn limits(svc: &Service) -> CgroupLimits {
 pub fn prepare_blocking(sup: &Supervisor, svc: &Service) -> Result<(), String> {
     let limits = limits(svc);
     for inst in &svc.runtime().instances {
-        let cg = &inst.cgroup;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while cg.populated() && Instant::now() < deadline {
-            cg.kill_all();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        cg.create(&limits).map_err(|e| format!("step cgroup: {e}"))?;
+        empty_blocking(&inst.cgroup);
+        inst.cgroup.create(&limits).map_err(|e| format!("step cgroup: {e}"))?;
     }
     ensure_data_dir(&policy::data_dir(&sup.config.state_dir, svc.id()), svc.uid)
         .map_err(|e| format!("step data-dir: {e}"))
@@ -531,14 +526,16 @@ async fn empty(cg: &InstanceCgroup) {
         return;
     }
     let cg = cg.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while cg.populated() && Instant::now() < deadline {
-            cg.kill_all();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })
-    .await;
+    let _ = tokio::task::spawn_blocking(move || empty_blocking(&cg)).await;
+}
+
+/// Kills what is in the cgroup until it is empty (at most 5 s).
+fn empty_blocking(cg: &InstanceCgroup) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cg.populated() && Instant::now() < deadline {
+        cg.kill_all();
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Kills anything left in the cgroup and removes its directories.

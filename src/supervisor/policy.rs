@@ -45,16 +45,7 @@ impl Policy {
     /// What an instance of `svc` gets.
     pub fn confinement(&self, svc: &Service, paths: &Paths<'_>) -> Confinement {
         let p = &self.profile;
-        let ns = Namespaces {
-            pid: p.namespaces.pid,
-            ipc: p.namespaces.ipc,
-            uts: p.namespaces.uts,
-            net: p.network.mode != NetMode::Host,
-            cgroup: p.namespaces.cgroup,
-            user: p.namespaces.user,
-        };
         let mut app = Vec::new();
-        let mut read_exec: Vec<String> = p.filesystem.read_only.clone();
         let host_program = Path::new(&svc.artifact.program);
         let in_view = p.filesystem.read_only.iter().any(|r| host_program.starts_with(r));
         let program = if let Some(script) = &svc.artifact.script {
@@ -73,41 +64,14 @@ impl Policy {
             app.push((artifact_name(svc), svc.artifact.program.clone()));
             format!("{APP_DIR}/{}", artifact_name(svc))
         };
-        if !app.is_empty() {
-            read_exec.push(APP_DIR.into());
-        }
-        let fs = FsView {
-            root: paths.view_root.display().to_string(),
-            read_only: p.filesystem.read_only.clone(),
-            tmp_size: p.filesystem.tmp_size,
-            devices: p.filesystem.devices.clone(),
-            data: Some(paths.data.display().to_string()),
-            app,
-            program,
-            shm: p.namespaces.ipc,
-            memfd_noexec: p.namespaces.pid,
-            memfd_noexec_required: p.on_missing == OnMissing::Refuse,
-        };
-        let mut read_write = vec!["/tmp".to_owned(), "/data".to_owned()];
-        if fs.shm {
-            read_write.push("/dev/shm".into());
-        }
-        let landlock = LandlockRules {
-            min_abi: p.landlock_min_abi,
-            refuse_below_min: p.on_missing == OnMissing::Refuse,
-            read_exec,
-            read_write,
-            read: vec!["/proc".into(), "/".into()],
-            devices: p.filesystem.devices.iter().map(|d| format!("/dev/{d}")).collect(),
-            deny_bind: !p.network.bind,
-            deny_connect: p.network.mode == NetMode::None,
-        };
+        let with_app = !app.is_empty();
+        let fs = fs_view(p, paths.view_root, Some(paths.data), app, program);
         Confinement {
-            namespaces: ns,
+            namespaces: namespaces(p),
             hostname: svc.spec.id.to_string(),
             loopback: p.network.mode == NetMode::Loopback,
             fs: Some(fs),
-            landlock: Some(landlock),
+            landlock: Some(landlock_rules(p, with_app)),
             seccomp: Some(self.filter.clone()),
         }
     }
@@ -115,6 +79,58 @@ impl Policy {
     /// What a denied syscall gets from the supervisor.
     pub fn action(&self) -> SeccompAction {
         self.profile.seccomp.default_action
+    }
+}
+
+/// The namespaces an instance under `p` gets.
+pub fn namespaces(p: &Profile) -> Namespaces {
+    Namespaces {
+        pid: p.namespaces.pid,
+        ipc: p.namespaces.ipc,
+        uts: p.namespaces.uts,
+        net: p.network.mode != NetMode::Host,
+        cgroup: p.namespaces.cgroup,
+        user: p.namespaces.user,
+    }
+}
+
+/// The filesystem view of an instance under `p`: its root's mount point,
+/// its data dir, what is shown under `/app`, and the program's view path.
+pub fn fs_view(p: &Profile, root: &Path, data: Option<&Path>, app: Vec<(String, String)>, program: String) -> FsView {
+    FsView {
+        root: root.display().to_string(),
+        read_only: p.filesystem.read_only.clone(),
+        tmp_size: p.filesystem.tmp_size,
+        devices: p.filesystem.devices.clone(),
+        data: data.map(|d| d.display().to_string()),
+        app,
+        program,
+        shm: p.namespaces.ipc,
+        memfd_noexec: p.namespaces.pid,
+        memfd_noexec_required: p.on_missing == OnMissing::Refuse,
+    }
+}
+
+/// Landlock's rules for the view of [`fs_view`] (`with_app`: something is
+/// shown under `/app`).
+pub fn landlock_rules(p: &Profile, with_app: bool) -> LandlockRules {
+    let mut read_exec = p.filesystem.read_only.clone();
+    if with_app {
+        read_exec.push(APP_DIR.into());
+    }
+    let mut read_write = vec!["/tmp".to_owned(), "/data".to_owned()];
+    if p.namespaces.ipc {
+        read_write.push("/dev/shm".into());
+    }
+    LandlockRules {
+        min_abi: p.landlock_min_abi,
+        refuse_below_min: p.on_missing == OnMissing::Refuse,
+        read_exec,
+        read_write,
+        read: vec!["/proc".into(), "/".into()],
+        devices: p.filesystem.devices.iter().map(|d| format!("/dev/{d}")).collect(),
+        deny_bind: !p.network.bind,
+        deny_connect: p.network.mode == NetMode::None,
     }
 }
 
