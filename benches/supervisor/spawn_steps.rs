@@ -130,13 +130,14 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     // The daemon's own construction (supervisor::policy) for an uploaded
     // executable; the data dir is set per iteration.
     let ns = policy::namespaces(&p);
-    let rules = policy::landlock_rules(&p, true);
+    let rules = policy::landlock_rules(&p, true, &[]);
     let fs = policy::fs_view(
         &p,
         &dir.join("root"),
         None,
         vec![("bench".into(), program.display().to_string())],
         "/app/bench".into(),
+        &[],
     );
     let confine = Confinement {
         namespaces: ns,
@@ -268,6 +269,7 @@ fn spawn_in(
         ],
         cwd: "/".into(),
         confine,
+        fds: Vec::new(),
     };
     let t = Instant::now();
     let bytes = serde_json::to_vec(&Request { id: i as u64, plan })?;
@@ -303,7 +305,7 @@ fn spawn_in(
     let t = Instant::now();
     let built = ctx.views.borrow().len();
     let mut prepared =
-        steps::prepare(&req.plan, d1, d2, None, &mut ctx.views.borrow_mut()).map_err(|e| anyhow!("{e}"))?;
+        steps::prepare(&req.plan, d1, d2, Vec::new(), None, &mut ctx.views.borrow_mut()).map_err(|e| anyhow!("{e}"))?;
     let prepare = t.elapsed();
     if ctx.views.borrow().len() != built {
         // The first spawn of the profile builds its shared view: once.

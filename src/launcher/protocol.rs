@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// Largest datagram either side sends or accepts.
 pub const MAX_MESSAGE: usize = 4 << 20;
 
-/// Daemon → launcher. Carries the stdout and stderr pipe write ends.
+/// Daemon → launcher. Carries, in one `SCM_RIGHTS` message, the stdout and
+/// stderr pipe write ends, then one descriptor per name in `plan.fds`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
     pub id: u64,

@@ -17,6 +17,15 @@ use std::time::Instant;
 
 /// Runs the launcher on `sock` (its stdin). Never returns.
 pub fn run(sock: OwnedFd) -> ! {
+    // First of all, before anything here opens a descriptor: fill the
+    // numbers passed descriptors get in a service (3 to 66) with
+    // placeholders, so none of the launcher's own descriptors (sockets,
+    // pipes, views, the program) is ever there when the child moves grants
+    // into place (steps::pass_fds checks it too).
+    if let Err(e) = sys::reserve_fds(steps::PASSED_FDS) {
+        eprintln!("solo launcher: cannot reserve descriptors {:?}: {e}", steps::PASSED_FDS);
+        sys::exit_now(1)
+    }
     // If the daemon dies, so does the launcher; services live on (they are
     // reparented to the next subreaper) and are found again on restart.
     let _ = sys::set_parent_death_signal(libc::SIGKILL);
@@ -131,12 +140,8 @@ fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetP
     let id = req.id;
     let fail =
         |e: StepError| Reply::Failed { id, step: e.step.name().to_owned(), errno: e.errno.0, message: e.to_string() };
-    let mut fds = fds.into_iter();
-    let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else {
-        let e = StepError { step: steps::Step::Prepare, errno: sys::Errno(libc::EBADF) };
-        send(sock, &fail(e), &[]);
-        return;
-    };
+    // First, whatever else is wrong with the request: the daemon counts a
+    // filter as sent once the message went out, so it must be kept.
     if let Some(f) = req.plan.confine.seccomp.as_mut() {
         if !f.resolve(&mut kept.filters) {
             // The daemon sends a filter whole before it refers to it; a
@@ -146,8 +151,29 @@ fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetP
             return;
         }
     }
+    let mut fds = fds.into_iter();
+    let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else {
+        let e = StepError { step: steps::Step::Prepare, errno: sys::Errno(libc::EBADF) };
+        send(sock, &fail(e), &[]);
+        return;
+    };
+    let passed: Vec<OwnedFd> = fds.collect();
+    // Refused before anything is opened, saying why.
+    let refuse = |errno: i32, why: String| {
+        let e = StepError { step: steps::Step::Prepare, errno: sys::Errno(errno) };
+        Reply::Failed { id, step: e.step.name().to_owned(), errno, message: format!("{e}: {why}") }
+    };
+    if let Err(why) = req.plan.check() {
+        send(sock, &refuse(libc::EINVAL, why), &[]);
+        return;
+    }
+    if passed.len() != req.plan.fds.len() {
+        let why = format!("{} descriptors named, {} sent", req.plan.fds.len(), passed.len());
+        send(sock, &refuse(libc::EBADF, why), &[]);
+        return;
+    }
     let netns = if req.plan.confine.namespaces.net { pool.and_then(NetPool::take) } else { None };
-    match launch(&req, stdout, stderr, netns, &mut kept.views) {
+    match launch(&req, stdout, stderr, passed, netns, &mut kept.views) {
         Ok(l) => {
             let spawn_us = started.elapsed().as_micros() as u64;
             let mut fds = vec![l.pidfd.as_raw_fd()];
@@ -176,10 +202,11 @@ fn launch(
     req: &Request,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    passed: Vec<OwnedFd>,
     netns: Option<OwnedFd>,
     views: &mut Views,
 ) -> Result<Launched, StepError> {
-    let prepared = steps::prepare(&req.plan, stdout, stderr, netns, views)?;
+    let prepared = steps::prepare(&req.plan, stdout, stderr, passed, netns, views)?;
     let prep_err = |errno| StepError { step: steps::Step::Prepare, errno };
     let (rep_r, rep_w) = sys::pipe(0).map_err(prep_err)?;
     let (ack_r, ack_w) = sys::pipe(0).map_err(prep_err)?;

@@ -12,7 +12,7 @@
 //! (`open_tree`). [`enter`] and [`apply`] run in the child and only make raw
 //! syscalls. Paths in ops are relative to the view's root.
 
-use super::plan::FsView;
+use super::plan::{path_within, Bind, FsView};
 use super::sys::{self, Errno, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -190,6 +190,16 @@ fn shared_ops(v: &FsView) -> Result<(Ops, Vec<String>), Errno> {
             ops.push((Op::Mkdir(c(d)?), false));
         }
     }
+    // Mount points of granted directories ([`bind_points`]); the view's
+    // key names them, so only instances with the same grants share them.
+    for at in bind_points(v, &missing) {
+        let r = rel(&at);
+        parents(r, &mut ops, &mut made)?;
+        if !made.iter().any(|m| m == r) {
+            made.push(r.to_owned());
+            ops.push((Op::Mkdir(c(r)?), false));
+        }
+    }
     // A minimal /dev: the listed character devices bound from the host,
     // the usual /proc/self/fd links, and nothing else.
     ops.push((Op::Mkdir(c("dev")?), false));
@@ -232,11 +242,83 @@ fn shared_ops(v: &FsView) -> Result<(Ops, Vec<String>), Errno> {
     Ok((ops, missing))
 }
 
+/// The view paths of granted directories that need a mount point made in
+/// the shared view: every bind not beneath one of the profile's read-only
+/// host paths that this host has (beneath one, the host's own directory,
+/// bound read-only, is the mount point). Sorted, without duplicates.
+///
+/// Why in the shared view: its root is one tmpfs shared by every copy, so
+/// a directory made in an instance's copy would appear in every other
+/// instance's (and its root is read-only anyway). The shared view is keyed
+/// by the granted paths ([`view_key`]), so an instance only ever sees the
+/// mount points of its own grants.
+fn bind_points(v: &FsView, missing: &[String]) -> Vec<String> {
+    let mut points: Vec<String> = v
+        .binds
+        .iter()
+        .filter(|b| !v.read_only.iter().any(|r| path_within(&b.at, r) && !missing.contains(r)))
+        .map(|b| b.at.clone())
+        .collect();
+    points.sort_unstable();
+    points.dedup();
+    points
+}
+
+/// A granted directory opened in the launcher: its detached mount tree and
+/// where it goes in the view.
+#[derive(Debug)]
+pub struct Granted {
+    tree: OwnedFd,
+    /// Relative to the view's root.
+    at: CString,
+    writable: bool,
+    depth: usize,
+}
+
+/// `PROC_SUPER_MAGIC` and `SYSFS_MAGIC` (`<linux/magic.h>`).
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// Opens each granted host directory (following symlinks, as the daemon
+/// checked it) and clones its mount (`open_tree`, not recursive), ready to
+/// attach in the child. Refused with `EINVAL` when what was opened is
+/// really `/`, under `/proc`, `/sys` or `/dev`, or on a proc or sysfs
+/// filesystem (a symlink can point anywhere; the check is on the opened
+/// descriptor, so nothing can change between check and clone). Runs in the
+/// launcher, before the view is prepared; outer directories come first.
+pub fn open_binds(binds: &[Bind]) -> Result<Vec<Granted>, Errno> {
+    let mut out = Vec::with_capacity(binds.len());
+    for b in binds {
+        let dir = sys::open(&c(&b.host)?, libc::O_PATH | libc::O_DIRECTORY)?;
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+            .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        let real = real.to_str().ok_or(Errno(libc::EINVAL))?;
+        let magic = sys::fs_type(dir.as_raw_fd())?;
+        if real == "/"
+            || ["/proc", "/sys", "/dev"].iter().any(|d| path_within(real, d))
+            || magic == PROC_SUPER_MAGIC
+            || magic == SYSFS_MAGIC
+        {
+            return Err(Errno(libc::EINVAL));
+        }
+        out.push(Granted {
+            tree: sys::open_tree_clone_fd(dir.as_raw_fd())?,
+            at: c(rel(&b.at))?,
+            writable: b.writable,
+            depth: b.at.matches('/').count(),
+        });
+    }
+    // A directory granted inside another granted one is attached on top of it.
+    out.sort_by_key(|g| g.depth);
+    Ok(out)
+}
+
 /// The instance's own mounts, made in its copy of the shared view: the
-/// artifact, the data dir, `/tmp`, `/dev/shm`, and `/proc` of its pid
-/// namespace. Host trees (artifact, data) are cloned here, in the
-/// launcher's namespace, and attached by descriptor in the child's.
-fn instance_ops(v: &FsView) -> Result<(Ops, Option<bool>), Errno> {
+/// artifact, the data dir, granted directories, `/tmp`, `/dev/shm`, and
+/// `/proc` of its pid namespace. Host trees (artifact, data, grants) are
+/// cloned in the launcher's namespace and attached by descriptor in the
+/// child's.
+fn instance_ops(v: &FsView, granted: Vec<Granted>) -> Result<(Ops, Option<bool>), Errno> {
     let mut ops: Ops = Vec::with_capacity(48);
     // The artifact, read-only, on a small tmpfs of the instance's own
     // (the shared root cannot hold per-instance mount points).
@@ -261,6 +343,13 @@ fn instance_ops(v: &FsView) -> Result<(Ops, Option<bool>), Errno> {
     if let Some(data) = &v.data {
         ops.push((Op::Attach { tree: sys::open_tree_clone(&c(data)?)?, target: c("data")? }, false));
         ops.push((Op::SetAttr { target: c("data")?, attrs: PRIVATE_RW, recursive: false }, false));
+    }
+    // Granted directories: read-only unless writable, never executable,
+    // no setuid, no devices (the clone is one mount: flags on it suffice).
+    for g in granted {
+        let attrs = if g.writable { PRIVATE_RW } else { RO | MOUNT_ATTR_NOEXEC };
+        ops.push((Op::Attach { tree: g.tree, target: g.at.clone() }, false));
+        ops.push((Op::SetAttr { target: g.at, attrs, recursive: false }, false));
     }
     // A private /tmp (and /dev/shm) with a size cap.
     let tmp_opts = format!("mode=1777,size={}", v.tmp_size.max(4096));
@@ -318,10 +407,20 @@ fn instance_ops(v: &FsView) -> Result<(Ops, Option<bool>), Errno> {
 /// inode, e.g. `/etc/resolv.conf` rewritten by rename): a bind mount pins
 /// the inode it was made on, so the old view would keep showing the old
 /// file. The check is one `lstat` per read-only path per spawn.
+///
+/// Views are keyed by profile and by the view paths of granted
+/// directories, so a service with `dir:` grants has a view of its own; at
+/// most [`MAX_VIEWS`] are kept, the least recently used dropped first
+/// (instances already started keep their copies).
 #[derive(Debug, Default)]
 pub struct Views {
     views: HashMap<String, View>,
+    /// Spawns prepared so far: the clock of `View::used`.
+    clock: u64,
 }
+
+/// Most shared views the launcher keeps.
+pub const MAX_VIEWS: usize = 64;
 
 #[derive(Debug)]
 struct View {
@@ -329,18 +428,23 @@ struct View {
     signature: Vec<(u64, u64, i64, i64)>,
     ns: OwnedFd,
     missing: Vec<String>,
+    used: u64,
 }
 
 /// What identifies a shared view: everything [`shared_ops`] reads.
 fn view_key(v: &FsView) -> String {
+    let mut binds: Vec<&str> = v.binds.iter().map(|b| b.at.as_str()).collect();
+    binds.sort_unstable();
+    binds.dedup();
     format!(
-        "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+        "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
         v.root,
         v.read_only.join("\u{1}"),
         v.devices.join("\u{1}"),
         v.shm,
         v.data.is_some(),
-        v.app.is_empty()
+        v.app.is_empty(),
+        binds.join("\u{1}")
     )
 }
 
@@ -367,18 +471,27 @@ impl Views {
 
     /// Turns the view into what the child needs: the shared view's
     /// namespace (built now if it is not held or is stale) and the
-    /// instance's own operations. Runs in the launcher.
-    pub fn prepare(&mut self, v: &FsView) -> Result<Prepared, Errno> {
+    /// instance's own operations, with the granted directories
+    /// [`open_binds`] opened. Runs in the launcher.
+    pub fn prepare(&mut self, v: &FsView, granted: Vec<Granted>) -> Result<Prepared, Errno> {
         let key = view_key(v);
         let sig = signature(v);
+        self.clock += 1;
         let fresh = self.views.get(&key).is_some_and(|view| view.signature == sig);
         if !fresh {
             let (ops, missing) = shared_ops(v)?;
             let ns = build(&c(&v.root)?, &ops)?;
-            self.views.insert(key.clone(), View { signature: sig, ns, missing });
+            if !self.views.contains_key(&key) && self.views.len() >= MAX_VIEWS {
+                let oldest = self.views.iter().min_by_key(|(_, view)| view.used).map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    self.views.remove(&k);
+                }
+            }
+            self.views.insert(key.clone(), View { signature: sig, ns, missing, used: 0 });
         }
-        let view = self.views.get(&key).ok_or(Errno(libc::ENOENT))?;
-        let (ops, memfd_noexec) = instance_ops(v)?;
+        let view = self.views.get_mut(&key).ok_or(Errno(libc::ENOENT))?;
+        view.used = self.clock;
+        let (ops, memfd_noexec) = instance_ops(v, granted)?;
         Ok(Prepared { view: view.ns.as_raw_fd(), ops, missing: view.missing.clone(), memfd_noexec })
     }
 }
@@ -509,6 +622,7 @@ mod tests {
             shm: true,
             memfd_noexec: true,
             memfd_noexec_required: false,
+            binds: vec![],
         }
     }
 
@@ -526,7 +640,7 @@ mod tests {
     #[test]
     fn instance_ops_mask_proc_and_mount_their_own_places() {
         let v = FsView { data: None, app: vec![], ..view() };
-        let (ops, _) = instance_ops(&v).expect("instance ops");
+        let (ops, _) = instance_ops(&v, vec![]).expect("instance ops");
         let dbg = format!("{ops:?}");
         for want in ["Proc(\"proc\")", "\"proc/kcore\"", "\"tmp\"", "\"dev/shm\""] {
             assert!(dbg.contains(want), "{want} missing: {dbg}");
@@ -538,7 +652,7 @@ mod tests {
     fn every_mandatory_bind_is_followed_by_its_flags() {
         let (ops, _) = shared_ops(&view()).expect("shared ops");
         let v = FsView { data: None, app: vec![], ..view() };
-        let (inst, _) = instance_ops(&v).expect("instance ops");
+        let (inst, _) = instance_ops(&v, vec![]).expect("instance ops");
         for list in [ops, inst] {
             for (i, (op, optional)) in list.iter().enumerate() {
                 if let (Op::Bind { target, .. } | Op::Attach { target, .. }, false) = (op, optional) {
@@ -549,6 +663,88 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn granted_directories_get_mount_points_in_a_view_of_their_own() {
+        let bind = |at: &str, writable| Bind { host: at.into(), at: at.into(), writable };
+        let v = FsView {
+            binds: vec![
+                bind("/srv/grant/a", false),
+                bind("/usr/share/x", true),
+                bind("/nonexistent-solo-path/y", false),
+            ],
+            ..view()
+        };
+        let (ops, _) = shared_ops(&v).expect("shared ops");
+        let dbg = format!("{ops:?}");
+        // A mount point beneath no read-only path is made, with its parents.
+        assert!(dbg.contains("Mkdir(\"srv\")") && dbg.contains("Mkdir(\"srv/grant/a\")"), "{dbg}");
+        // Beneath /usr the host's own directory (bound read-only) is it.
+        assert!(!dbg.contains("usr/share"), "{dbg}");
+        // Beneath a read-only path this host lacks, it is made.
+        assert!(dbg.contains("Mkdir(\"nonexistent-solo-path/y\")"), "{dbg}");
+        // The granted paths are part of the view's key; read-only or not,
+        // and their order, are not.
+        let plain = view();
+        assert_ne!(view_key(&v), view_key(&plain));
+        let reordered = FsView {
+            binds: vec![
+                bind("/usr/share/x", false),
+                bind("/nonexistent-solo-path/y", true),
+                bind("/srv/grant/a", true),
+            ],
+            ..view()
+        };
+        assert_eq!(view_key(&v), view_key(&reordered));
+    }
+
+    #[test]
+    fn granted_directories_are_cloned_by_descriptor_and_attached_with_their_flags() {
+        if sys::geteuid() != 0 {
+            assert!(std::env::var_os("CI").is_none(), "CI must run the unit tests as root");
+            eprintln!("skipped: open_tree needs root");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("solo-binds-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/b")).expect("mkdir");
+        std::fs::write(dir.join("file"), "x").expect("write");
+        let link = dir.join("proc-link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/proc/self", &link).expect("symlink");
+        let d = |p: &str| dir.join(p).display().to_string();
+        let bind = |p: &str, at: &str, writable| Bind { host: d(p), at: at.into(), writable };
+        // Inner first in the list: attached after the outer one.
+        let granted = open_binds(&[bind("a/b", "/srv/a/b", true), bind("a", "/srv/a", false)]).expect("open");
+        let v = FsView { data: None, app: vec![], ..view() };
+        let (ops, _) = instance_ops(&v, granted).expect("instance ops");
+        let mine: Vec<String> = ops
+            .iter()
+            .filter_map(|(op, _)| match op {
+                Op::Attach { target, .. } => Some(format!("attach {target:?}")),
+                Op::SetAttr { target, attrs, .. } if target.to_bytes().starts_with(b"srv") => {
+                    Some(format!("flags {target:?} {attrs:#x}"))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            mine,
+            vec![
+                "attach \"srv/a\"".to_owned(),
+                format!("flags \"srv/a\" {:#x}", RO | MOUNT_ATTR_NOEXEC),
+                "attach \"srv/a/b\"".to_owned(),
+                format!("flags \"srv/a/b\" {PRIVATE_RW:#x}"),
+            ]
+        );
+        for (p, errno) in [("proc-link", libc::EINVAL), ("file", libc::ENOTDIR), ("missing", libc::ENOENT)] {
+            assert_eq!(open_binds(&[bind(p, "/srv/x", false)]).map(|_| ()), Err(Errno(errno)), "{p}");
+        }
+        assert_eq!(
+            open_binds(&[Bind { host: "/proc".into(), at: "/srv/x".into(), writable: false }]).map(|_| ()),
+            Err(Errno(libc::EINVAL))
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]
@@ -571,15 +767,15 @@ mod tests {
             ..view()
         };
         let mut views = Views::default();
-        let first = views.prepare(&v).expect("first view");
-        let again = views.prepare(&v).expect("same view");
+        let first = views.prepare(&v, vec![]).expect("first view");
+        let again = views.prepare(&v, vec![]).expect("same view");
         assert_eq!(first.view, again.view, "the view is reused");
         assert_eq!(views.len(), 1);
         // Replaced by rename, as editors and resolvconf do: a new inode.
         let tmp = dir.join("conf.new");
         std::fs::write(&tmp, "two").expect("write");
         std::fs::rename(&tmp, &file).expect("rename");
-        let _rebuilt = views.prepare(&v).expect("rebuilt view");
+        let _rebuilt = views.prepare(&v, vec![]).expect("rebuilt view");
         assert_eq!(views.len(), 1, "the stale view is replaced, not kept");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

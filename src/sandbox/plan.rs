@@ -13,8 +13,16 @@ pub struct Rlimit {
     pub hard: u64,
 }
 
-/// One instance to start. The daemon also sends two descriptors with it, in
-/// this order: the write ends of the stdout and stderr pipes.
+/// Most descriptors a plan may pass to a service (`fds`): they become fds
+/// 3 to 3 + n - 1, and the launcher keeps that range free of its own.
+pub const MAX_PASSED_FDS: usize = 64;
+
+/// Longest `LISTEN_FDNAMES` name (systemd's `FDNAME_MAX`).
+pub const MAX_FD_NAME: usize = 255;
+
+/// One instance to start. The daemon also sends descriptors with it, in one
+/// `SCM_RIGHTS` message and in this order: the write ends of the stdout and
+/// stderr pipes, then one descriptor per name in [`LaunchPlan::fds`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchPlan {
     pub service: String,
@@ -36,6 +44,66 @@ pub struct LaunchPlan {
     pub cwd: String,
     #[serde(default)]
     pub confine: Confinement,
+    /// The `LISTEN_FDNAMES` names of the descriptors passed after stdout and
+    /// stderr, in order: the service gets them as fds 3, 4, … with
+    /// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID` (systemd's socket
+    /// activation). At most [`MAX_PASSED_FDS`], each valid by
+    /// [`fd_name_valid`].
+    #[serde(default)]
+    pub fds: Vec<String>,
+}
+
+/// Whether `name` may be a `LISTEN_FDNAMES` entry (systemd's rule): 1 to
+/// [`MAX_FD_NAME`] bytes of printable ASCII, no `:` (the separator).
+pub fn fd_name_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_FD_NAME
+        && name.bytes().all(|b| b.is_ascii() && !b.is_ascii_control() && b != b':')
+}
+
+/// View paths a granted directory may not be at, or beneath: the view's own
+/// places (`/proc`, `/sys`, `/dev`, `/app`, `/data`, `/tmp`), and `/`
+/// itself. On the host side `/`, `/proc`, `/sys` and `/dev` are refused.
+pub const BIND_FORBIDDEN: &[&str] = &["/proc", "/sys", "/dev", "/app", "/data", "/tmp"];
+const BIND_HOST_FORBIDDEN: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// Whether `path` is `dir` or beneath it (both absolute, canonical).
+pub fn path_within(path: &str, dir: &str) -> bool {
+    dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// An absolute path with no empty, `.` or `..` component and no trailing
+/// `/` (so that prefix checks on it mean what they say).
+fn canonical(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() > 1
+        && path.len() <= 4096
+        && !path.contains('\0')
+        && path[1..].split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+impl LaunchPlan {
+    /// Refuses what the launcher must never act on, naming why: too many
+    /// passed descriptors, a bad descriptor name, a granted directory at a
+    /// bad place. The launcher runs it before anything is opened (step
+    /// `prepare`, `EINVAL`); the daemon may run it before sending.
+    pub fn check(&self) -> Result<(), String> {
+        if self.fds.len() > MAX_PASSED_FDS {
+            return Err(format!("{} descriptors to pass, at most {MAX_PASSED_FDS}", self.fds.len()));
+        }
+        if let Some(bad) = self.fds.iter().find(|n| !fd_name_valid(n)) {
+            return Err(format!(
+                "descriptor name {:?}: want 1 to {MAX_FD_NAME} printable ASCII characters without ':'",
+                bad.escape_debug().to_string()
+            ));
+        }
+        if let Some(v) = &self.confine.fs {
+            for b in &v.binds {
+                b.check(v)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How the instance is confined, beyond cgroup and uid. `None` parts are
@@ -95,6 +163,54 @@ pub struct FsView {
     /// profile's `on_missing = "refuse"`); else the degrade is recorded.
     #[serde(default)]
     pub memfd_noexec_required: bool,
+    /// Granted host directories, each attached in the instance's own copy of
+    /// the view (read-only unless `writable`; never executable).
+    #[serde(default)]
+    pub binds: Vec<Bind>,
+}
+
+/// A host directory shown in the view (a `dir:PATH:ro|rw` grant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bind {
+    /// The host directory (absolute, canonical).
+    pub host: String,
+    /// Where it appears in the view (the daemon passes `at == host`).
+    pub at: String,
+    /// Read-write (create, write, remove); else read-only.
+    pub writable: bool,
+}
+
+impl Bind {
+    /// Refuses a bind the view cannot take: a path that is not absolute and
+    /// canonical, a view path at `/` or at or beneath one of the view's own
+    /// places ([`BIND_FORBIDDEN`]) or covering one of the profile's
+    /// read-only system paths, a host path at `/`, `/proc`, `/sys`, `/dev`.
+    pub fn check(&self, v: &FsView) -> Result<(), String> {
+        for (what, p) in [("host path", &self.host), ("view path", &self.at)] {
+            if !canonical(p) {
+                return Err(format!(
+                    "granted directory {what} {:?}: want an absolute path other than /, without empty, '.' or '..' \
+                     components",
+                    p.escape_debug().to_string()
+                ));
+            }
+        }
+        if let Some(bad) = BIND_FORBIDDEN.iter().find(|d| path_within(&self.at, d)) {
+            return Err(format!(
+                "granted directory at {}: nothing is granted at or beneath {bad} (the view's own places and the \
+                 kernel's: /, {})",
+                self.at,
+                BIND_FORBIDDEN.join(", ")
+            ));
+        }
+        if let Some(bad) = BIND_HOST_FORBIDDEN.iter().find(|d| path_within(&self.host, d)) {
+            return Err(format!("granted directory {}: the host's {bad} is never granted", self.host));
+        }
+        if let Some(sys) = v.read_only.iter().find(|r| path_within(r, &self.at)) {
+            return Err(format!("granted directory at {} would cover the profile's read-only {sys}", self.at));
+        }
+        Ok(())
+    }
 }
 
 /// Landlock rules, for paths inside the view.
@@ -194,6 +310,101 @@ pub struct Layer {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    fn plan(fds: Vec<String>, binds: Vec<Bind>) -> LaunchPlan {
+        let fs = FsView {
+            root: "/run/solo/root".into(),
+            read_only: vec!["/usr".into(), "/etc/ssl".into()],
+            tmp_size: 1 << 20,
+            devices: vec![],
+            data: None,
+            app: vec![],
+            program: "/app/x".into(),
+            shm: false,
+            memfd_noexec: false,
+            memfd_noexec_required: false,
+            binds,
+        };
+        LaunchPlan {
+            service: "x".into(),
+            replica: 0,
+            program: "/bin/true".into(),
+            argv: vec!["x".into()],
+            env: vec![],
+            uid: 1000,
+            gid: 1000,
+            cgroup_v2: None,
+            cgroup_v1_tasks: vec![],
+            rlimits: vec![],
+            cwd: "/".into(),
+            confine: Confinement { fs: Some(fs), ..Default::default() },
+            fds,
+        }
+    }
+
+    fn bind(host: &str, at: &str) -> Bind {
+        Bind { host: host.into(), at: at.into(), writable: false }
+    }
+
+    #[test]
+    fn passed_descriptors_are_bounded_and_named_as_systemd_names_them() {
+        let names = |n: usize| (0..n).map(|i| format!("fd{i}")).collect::<Vec<_>>();
+        assert_eq!(plan(names(MAX_PASSED_FDS), vec![]).check(), Ok(()));
+        let e = plan(names(MAX_PASSED_FDS + 1), vec![]).check().expect_err("65 refused");
+        assert!(e.contains("65 descriptors"), "{e}");
+        for good in ["web", "solo-control", "a.b_c-d", "x y", &"n".repeat(MAX_FD_NAME)] {
+            assert!(fd_name_valid(good), "{good:?}");
+        }
+        for bad in ["", "a:b", "a\nb", "\u{7f}", "é", &"n".repeat(MAX_FD_NAME + 1)] {
+            assert!(!fd_name_valid(bad), "{bad:?}");
+            assert!(plan(vec!["ok".into(), bad.into()], vec![]).check().is_err(), "{bad:?}");
+        }
+        // An old plan without the field still parses: no descriptors.
+        let mut json = serde_json::to_value(plan(vec![], vec![])).expect("encode");
+        json.as_object_mut().expect("object").remove("fds");
+        let old: LaunchPlan = serde_json::from_value(json).expect("decode");
+        assert!(old.fds.is_empty());
+    }
+
+    #[test]
+    fn granted_directories_stay_out_of_the_views_own_places() {
+        for ok in [
+            bind("/srv/a", "/srv/a"),
+            bind("/var/lib/x", "/srv/x"),
+            bind("/usr/share/doc", "/usr/share/doc"),
+            bind("/etc/myapp", "/etc/myapp"),
+            bind("/tmp/x", "/srv/x"),
+            bind("/devices", "/devices"),
+        ] {
+            assert_eq!(plan(vec![], vec![ok.clone()]).check(), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            bind("/srv/a", "/"),
+            bind("/", "/srv/a"),
+            bind("/srv/a", "/proc"),
+            bind("/srv/a", "/proc/1"),
+            bind("/srv/a", "/sys"),
+            bind("/srv/a", "/dev/shm"),
+            bind("/srv/a", "/app"),
+            bind("/srv/a", "/data/x"),
+            bind("/srv/a", "/tmp"),
+            bind("/proc/1/root", "/srv/a"),
+            bind("/sys/fs", "/srv/a"),
+            bind("/dev", "/srv/a"),
+            bind("/srv/../proc", "/srv/a"),
+            bind("/srv/a", "/srv/./a"),
+            bind("/srv/a", "/srv//a"),
+            bind("/srv/a", "/srv/a/"),
+            bind("srv/a", "/srv/a"),
+            // Covering the profile's read-only system paths.
+            bind("/srv/a", "/usr"),
+            bind("/srv/a", "/etc"),
+        ] {
+            assert!(plan(vec![], vec![bad.clone()]).check().is_err(), "{bad:?}");
+        }
+        assert!(path_within("/proc/1", "/proc") && path_within("/proc", "/proc") && path_within("/x", "/"));
+        assert!(!path_within("/procfs", "/proc"));
+    }
 
     #[test]
     fn a_filter_sent_whole_once_resolves_by_id_afterwards() {

@@ -11,11 +11,12 @@
 //! the two in step).
 
 use super::namespaces::{self, UserMaps};
-use super::plan::{LandlockRules, LaunchPlan, Namespaces};
+use super::plan::{LandlockRules, LaunchPlan, Namespaces, MAX_PASSED_FDS};
 use super::sys::{self, Errno};
 use super::{caps, mounts};
+use std::cell::Cell;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// One launch step. The discriminant travels over the error pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,7 @@ pub enum Step {
     EnterView = 19,
     Mounts = 18,
     Stdio = 6,
+    PassFds = 25,
     Rlimits = 7,
     DropBounding = 20,
     DropGroups = 8,
@@ -51,7 +53,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, in the order the code runs them.
-    pub const ORDER: [Step; 24] = [
+    pub const ORDER: [Step; 25] = [
         Step::Prepare,
         Step::Clone,
         Step::JoinCgroups,
@@ -63,6 +65,7 @@ impl Step {
         Step::EnterView,
         Step::Mounts,
         Step::Stdio,
+        Step::PassFds,
         Step::Rlimits,
         Step::DropBounding,
         Step::DropGroups,
@@ -95,6 +98,7 @@ impl Step {
             Step::EnterView => "enter-view",
             Step::Mounts => "mounts",
             Step::Stdio => "stdio",
+            Step::PassFds => "pass-fds",
             Step::Rlimits => "rlimits",
             Step::DropBounding => "drop-bounding",
             Step::DropGroups => "drop-groups",
@@ -125,6 +129,7 @@ impl Step {
             Step::EnterView => "enter a private copy of the profile's view: setns into the mount namespace the launcher built once for the profile (a fresh tmpfs root with the system dirs read-only and a minimal /dev, pivot_root'ed into, the host's tree detached and unreachable, / read-only), then unshare(CLONE_NEWNS) so nothing this instance mounts is seen by another",
             Step::Mounts => "the instance's own mounts in its copy: the artifact read-only, the data dir read-write (both cloned from the host by descriptor), a private /tmp with a size cap, /proc of its own pid namespace with host-revealing files masked. Nothing propagates back to the host or to another instance",
             Step::Stdio => "stdin from /dev/null, stdout/stderr to the supervisor's log pipes: the only descriptors 0-2 the service gets",
+            Step::PassFds => "the granted descriptors (listening sockets, connections, directories) moved to fds 3, 4, ... in the order of LISTEN_FDNAMES, close-on-exec cleared, with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (its own pid, as it sees it) in the environment: systemd's socket activation, so existing software runs unmodified. The launcher keeps fds 3 to 66 filled with placeholders from its start, so nothing the child still needs can sit where a grant goes (checked here too)",
             Step::Rlimits => "set RLIMIT_NOFILE and RLIMIT_CORE while still root, so hard limits are set before the uid that could only lower them takes over",
             Step::DropBounding => "check that the bounding, ambient and inheritable capability sets are empty and the securebits locked (the launcher emptied its own once at start; clone3 inherits them), and empty them here while still root if not: no exec can ever bring a capability back",
             Step::DropGroups => "setgroups([]) drops root's supplementary groups while we still may",
@@ -134,7 +139,7 @@ impl Step {
             Step::DropCaps => "empty the effective, permitted and inheritable sets (again after a user namespace, which grants a full set inside it) and check that nothing is left",
             Step::NoNewPrivs => "no_new_privs: setuid/setgid bits and file capabilities can never raise privileges again",
             Step::Landlock => "Landlock on the view's own paths: defence in depth beneath the mounts, plus TCP bind/connect and signal/abstract-socket scoping where the kernel has them; the enforcement the kernel reports is recorded",
-            Step::CloseFds => "close_range(3.., CLOEXEC): no descriptor of the launcher reaches the service (CVE-2024-21626)",
+            Step::CloseFds => "close_range(3 + n.., CLOEXEC), n the number of granted descriptors: no descriptor of the launcher reaches the service (CVE-2024-21626)",
             Step::Chdir => "a working directory inside the service's view, never the launcher's",
             Step::Seccomp => "the seccomp allow-list, loaded last so no earlier step needs a syscall the service may not make; its listener goes to the supervisor, which sees and records every denial",
             Step::Exec => "execveat by descriptor runs exactly the file that was opened, even if the path changes (CVE-2019-5736 class)",
@@ -185,6 +190,25 @@ pub struct Channel {
     pub ack: std::os::fd::RawFd,
 }
 
+/// The first descriptor number a passed descriptor gets (`SD_LISTEN_FDS_START`).
+pub const FIRST_PASSED_FD: RawFd = 3;
+
+/// The descriptor numbers passed descriptors may get: the launcher fills
+/// the free ones with placeholders at start ([`sys::reserve_fds`]), so
+/// nothing it opens later lands there.
+pub const PASSED_FDS: std::ops::Range<RawFd> = FIRST_PASSED_FD..FIRST_PASSED_FD + MAX_PASSED_FDS as RawFd;
+
+/// `LISTEN_PID=`, the start of the entry the child completes with its pid.
+const LISTEN_PID: &[u8] = b"LISTEN_PID=";
+/// The preallocated `LISTEN_PID=` entry: the prefix, room for a pid's
+/// digits (at most 10), and the NUL.
+const LISTEN_PID_LEN: usize = LISTEN_PID.len() + 10 + 1;
+
+/// Environment names of socket activation: the launcher sets them (only
+/// with passed descriptors) and drops them from the plan's `env`, so a
+/// deployer cannot fake them.
+pub const LISTEN_ENV: &[&str] = &["LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "LISTEN_PIDFDID"];
+
 /// What the child needs, ready to use without allocating.
 pub struct Prepared {
     program: OwnedFd,
@@ -192,6 +216,12 @@ pub struct Prepared {
     devnull: OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    /// Descriptors for fds 3, 4, … (`LISTEN_FDS`), in order.
+    passed: Vec<OwnedFd>,
+    /// The `LISTEN_PID=` entry of `env_ptrs`, completed in the child with
+    /// the pid it sees for itself (no allocation after `clone3`; the child
+    /// writes its own copy of this memory).
+    listen_pid: Option<Box<[Cell<u8>]>>,
     // Owned strings; the pointer arrays below point into them.
     _argv: Vec<CString>,
     _env: Vec<CString>,
@@ -224,13 +254,22 @@ fn prep<T>(r: Result<T, Errno>) -> Result<T, StepError> {
 }
 
 /// Opens and allocates everything `apply` will use. Runs in the launcher.
+/// `passed` are the descriptors for [`LaunchPlan::fds`], in order.
 pub fn prepare(
     plan: &LaunchPlan,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    passed: Vec<OwnedFd>,
     netns: Option<OwnedFd>,
     views: &mut mounts::Views,
 ) -> Result<Prepared, StepError> {
+    // The launcher reports why (LaunchPlan::check) before it gets here.
+    if plan.check().is_err() {
+        return Err(StepError { step: Step::Prepare, errno: Errno(libc::EINVAL) });
+    }
+    if passed.len() != plan.fds.len() {
+        return Err(StepError { step: Step::Prepare, errno: Errno(libc::EBADF) });
+    }
     let program = prep(sys::open(&prep(sys::cstring(&plan.program))?, libc::O_PATH))?;
     let cgroup_v2 = match &plan.cgroup_v2 {
         Some(d) => Some(prep(sys::open(&prep(sys::cstring(d))?, libc::O_PATH | libc::O_DIRECTORY))?),
@@ -242,14 +281,36 @@ pub fn prepare(
     }
     let devnull = prep(sys::open(c"/dev/null", libc::O_RDONLY))?;
     let argv: Vec<CString> = prep(plan.argv.iter().map(|a| sys::cstring(a)).collect())?;
-    let env: Vec<CString> = prep(plan.env.iter().map(|a| sys::cstring(a)).collect())?;
+    let mut env: Vec<CString> = prep(
+        plan.env
+            .iter()
+            .filter(|kv| !LISTEN_ENV.iter().any(|k| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == *k))
+            .map(|a| sys::cstring(a))
+            .collect(),
+    )?;
+    let listen_pid = if passed.is_empty() {
+        None
+    } else {
+        env.push(prep(sys::cstring(&format!("LISTEN_FDS={}", passed.len())))?);
+        env.push(prep(sys::cstring(&format!("LISTEN_FDNAMES={}", plan.fds.join(":"))))?);
+        let buf: Box<[Cell<u8>]> =
+            (0..LISTEN_PID_LEN).map(|i| Cell::new(LISTEN_PID.get(i).copied().unwrap_or(0))).collect();
+        Some(buf)
+    };
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
+    if let Some(buf) = &listen_pid {
+        // Completed by the child (pass_fds) before exec reads it.
+        env_ptrs.push(buf.as_ptr().cast::<libc::c_char>());
+    }
     env_ptrs.push(std::ptr::null());
     let c = &plan.confine;
     let mounts = match &c.fs {
-        Some(v) => Some(views.prepare(v).map_err(|errno| StepError { step: Step::EnterView, errno })?),
+        Some(v) => {
+            let granted = prep(mounts::open_binds(&v.binds))?;
+            Some(views.prepare(v, granted).map_err(|errno| StepError { step: Step::EnterView, errno })?)
+        }
         None => None,
     };
     if let (Some(v), Some(m)) = (&c.fs, &mounts) {
@@ -272,6 +333,8 @@ pub fn prepare(
         devnull,
         stdout,
         stderr,
+        passed,
+        listen_pid,
         _argv: argv,
         _env: env,
         argv_ptrs,
@@ -324,6 +387,7 @@ fn run(p: &Prepared, ch: &Channel) -> Result<std::convert::Infallible, StepError
         at(Step::Mounts, mounts::apply(m))?;
     }
     stdio(p)?;
+    at(Step::PassFds, pass_fds(p, ch))?;
     rlimits(p)?;
     at(Step::DropBounding, caps::ensure_bounding_dropped())?;
     at(Step::DropGroups, sys::setgroups_empty())?;
@@ -333,7 +397,7 @@ fn run(p: &Prepared, ch: &Channel) -> Result<std::convert::Infallible, StepError
     at(Step::DropCaps, caps::clear_all())?;
     at(Step::NoNewPrivs, sys::set_no_new_privs())?;
     landlock(p, ch)?;
-    at(Step::CloseFds, sys::close_range_cloexec(3))?;
+    at(Step::CloseFds, sys::close_range_cloexec((FIRST_PASSED_FD as usize + p.passed.len()) as u32))?;
     at(Step::Chdir, sys::chdir(&p.cwd))?;
     // Inside the view the program is opened where the view shows it (the
     // same file, bound read-only); Landlock allows execution only there.
@@ -358,6 +422,53 @@ fn stdio(p: &Prepared) -> Result<(), StepError> {
     at(Step::Stdio, sys::dup2(p.devnull.as_raw_fd(), 0))?;
     at(Step::Stdio, sys::dup2(p.stdout.as_raw_fd(), 1))?;
     at(Step::Stdio, sys::dup2(p.stderr.as_raw_fd(), 2))
+}
+
+/// Places the passed descriptors at 3, 4, … (`dup2` clears close-on-exec)
+/// and completes `LISTEN_PID=`. Refuses (EBADF) rather than overwrite a
+/// descriptor the child still needs: the launcher's placeholders keep
+/// every such descriptor above [`PASSED_FDS`], and this checks it.
+fn pass_fds(p: &Prepared, ch: &Channel) -> Result<(), Errno> {
+    let n = p.passed.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let end = FIRST_PASSED_FD + n as RawFd;
+    let needed = [p.program.as_raw_fd(), ch.report, ch.ack];
+    if needed.iter().copied().chain(p.passed.iter().map(AsRawFd::as_raw_fd)).any(|fd| fd < end) {
+        return Err(Errno(libc::EBADF));
+    }
+    for (i, fd) in p.passed.iter().enumerate() {
+        sys::dup2(fd.as_raw_fd(), FIRST_PASSED_FD + i as RawFd)?;
+    }
+    if let Some(buf) = &p.listen_pid {
+        write_listen_pid(buf, sys::getpid());
+    }
+    Ok(())
+}
+
+/// Writes `pid` in decimal after the `LISTEN_PID=` prefix of `buf`, then
+/// a NUL. No allocation (runs in the child).
+fn write_listen_pid(buf: &[Cell<u8>], pid: libc::pid_t) {
+    let mut digits = [0u8; 10];
+    let mut n = pid.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 || len == digits.len() {
+            break;
+        }
+    }
+    for (i, d) in digits[..len].iter().rev().enumerate() {
+        if let Some(c) = buf.get(LISTEN_PID.len() + i) {
+            c.set(*d);
+        }
+    }
+    if let Some(c) = buf.get(LISTEN_PID.len() + len) {
+        c.set(0);
+    }
 }
 
 fn rlimits(p: &Prepared) -> Result<(), StepError> {
@@ -404,6 +515,23 @@ mod tests {
             let e = StepError { step: s, errno: Errno(libc::EPERM) };
             assert_eq!(StepError::decode(&e.encode()), e);
         }
+    }
+
+    #[test]
+    fn listen_pid_is_written_in_place() {
+        let buf: Vec<Cell<u8>> =
+            (0..LISTEN_PID_LEN).map(|i| Cell::new(LISTEN_PID.get(i).copied().unwrap_or(0))).collect();
+        let text = |b: &[Cell<u8>]| {
+            let bytes: Vec<u8> = b.iter().map(Cell::get).take_while(|&c| c != 0).collect();
+            String::from_utf8(bytes).expect("ascii")
+        };
+        write_listen_pid(&buf, 4_194_304);
+        assert_eq!(text(&buf), "LISTEN_PID=4194304");
+        write_listen_pid(&buf, 1);
+        assert_eq!(text(&buf), "LISTEN_PID=1");
+        write_listen_pid(&buf, i32::MAX);
+        assert_eq!(text(&buf), "LISTEN_PID=2147483647");
+        assert_eq!(buf.last().map(Cell::get), Some(0));
     }
 
     #[test]

@@ -121,10 +121,33 @@ impl Launcher {
     /// instance has exec'd or a step failed.
     pub async fn spawn(
         self: &Arc<Self>,
-        mut plan: LaunchPlan,
+        plan: LaunchPlan,
         stdout: OwnedFd,
         stderr: OwnedFd,
     ) -> Result<Spawned, LaunchError> {
+        self.spawn_with_fds(plan, stdout, stderr, Vec::new()).await
+    }
+
+    /// [`Launcher::spawn`], also passing `fds` (one per name in
+    /// `plan.fds`, in order) for the service's fds 3, 4, … (socket
+    /// activation). They go in the same message after stdout and stderr;
+    /// the daemon's copies are closed once sent.
+    pub async fn spawn_with_fds(
+        self: &Arc<Self>,
+        mut plan: LaunchPlan,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        fds: Vec<OwnedFd>,
+    ) -> Result<Spawned, LaunchError> {
+        let passed = fds;
+        if passed.len() + 2 > sys::MAX_FDS_PER_MSG {
+            // More than one message carries; the launcher would refuse far
+            // fewer anyway (plan::MAX_PASSED_FDS).
+            return Err(LaunchError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} descriptors to pass, more than one message carries", passed.len()),
+            )));
+        }
         let conn = self.connection().await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // A filter goes whole until one send of it succeeded, then by id.
@@ -139,7 +162,8 @@ impl Launcher {
         let data = serde_json::to_vec(&Request { id, plan }).map_err(|e| LaunchError::Io(e.into()))?;
         let (tx, rx) = oneshot::channel();
         conn.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
-        let fds = [stdout.as_raw_fd(), stderr.as_raw_fd()];
+        let fds: Vec<i32> =
+            [stdout.as_raw_fd(), stderr.as_raw_fd()].into_iter().chain(passed.iter().map(AsRawFd::as_raw_fd)).collect();
         loop {
             let mut guard = conn.sock.writable().await.map_err(LaunchError::Io)?;
             match guard.try_io(|s| sys::send_with_fds(s.as_raw_fd(), &data, &fds).map_err(Into::into)) {
@@ -161,7 +185,7 @@ impl Launcher {
                 Err(_would_block) => continue,
             }
         }
-        drop((stdout, stderr));
+        drop((stdout, stderr, passed));
         rx.await.map_err(|_| LaunchError::Gone("no reply".into()))?
     }
 

@@ -4,7 +4,7 @@
 
 use super::service::Service;
 use crate::profiles::{NetMode, OnMissing, Profile, ProfileSet, SeccompAction};
-use crate::sandbox::plan::{Confinement, FsView, LandlockRules, Namespaces, SeccompFilter};
+use crate::sandbox::plan::{Bind, Confinement, FsView, LandlockRules, Namespaces, SeccompFilter};
 use crate::sandbox::seccomp;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,13 +65,13 @@ impl Policy {
             format!("{APP_DIR}/{}", artifact_name(svc))
         };
         let with_app = !app.is_empty();
-        let fs = fs_view(p, paths.view_root, Some(paths.data), app, program);
+        let fs = fs_view(p, paths.view_root, Some(paths.data), app, program, &[]);
         Confinement {
             namespaces: namespaces(p),
             hostname: svc.spec.id.to_string(),
             loopback: p.network.mode == NetMode::Loopback,
             fs: Some(fs),
-            landlock: Some(landlock_rules(p, with_app)),
+            landlock: Some(landlock_rules(p, with_app, &[])),
             seccomp: Some(self.filter.clone()),
         }
     }
@@ -95,8 +95,17 @@ pub fn namespaces(p: &Profile) -> Namespaces {
 }
 
 /// The filesystem view of an instance under `p`: its root's mount point,
-/// its data dir, what is shown under `/app`, and the program's view path.
-pub fn fs_view(p: &Profile, root: &Path, data: Option<&Path>, app: Vec<(String, String)>, program: String) -> FsView {
+/// its data dir, what is shown under `/app`, the program's view path, and
+/// the granted directories (`dir:` grants; [`landlock_rules`] takes the
+/// same list).
+pub fn fs_view(
+    p: &Profile,
+    root: &Path,
+    data: Option<&Path>,
+    app: Vec<(String, String)>,
+    program: String,
+    binds: &[Bind],
+) -> FsView {
     FsView {
         root: root.display().to_string(),
         read_only: p.filesystem.read_only.clone(),
@@ -108,12 +117,14 @@ pub fn fs_view(p: &Profile, root: &Path, data: Option<&Path>, app: Vec<(String, 
         shm: p.namespaces.ipc,
         memfd_noexec: p.namespaces.pid,
         memfd_noexec_required: p.on_missing == OnMissing::Refuse,
+        binds: binds.to_vec(),
     }
 }
 
 /// Landlock's rules for the view of [`fs_view`] (`with_app`: something is
-/// shown under `/app`).
-pub fn landlock_rules(p: &Profile, with_app: bool) -> LandlockRules {
+/// shown under `/app`; `binds`: the granted directories, read-only or
+/// read-write, never executable).
+pub fn landlock_rules(p: &Profile, with_app: bool, binds: &[Bind]) -> LandlockRules {
     let mut read_exec = p.filesystem.read_only.clone();
     if with_app {
         read_exec.push(APP_DIR.into());
@@ -122,12 +133,22 @@ pub fn landlock_rules(p: &Profile, with_app: bool) -> LandlockRules {
     if p.namespaces.ipc {
         read_write.push("/dev/shm".into());
     }
+    let mut read = vec!["/proc".to_owned(), "/".to_owned()];
+    for b in binds {
+        if b.writable {
+            read_write.push(b.at.clone());
+        } else {
+            // Covered by "/" today (and pruned as such in the launcher);
+            // listed so the rules say what the grant is on their own.
+            read.push(b.at.clone());
+        }
+    }
     LandlockRules {
         min_abi: p.landlock_min_abi,
         refuse_below_min: p.on_missing == OnMissing::Refuse,
         read_exec,
         read_write,
-        read: vec!["/proc".into(), "/".into()],
+        read,
         devices: p.filesystem.devices.iter().map(|d| format!("/dev/{d}")).collect(),
         deny_bind: !p.network.bind,
         deny_connect: p.network.mode == NetMode::None,
@@ -143,4 +164,34 @@ pub fn artifact_name(svc: &Service) -> String {
 /// The service's data directory on the host.
 pub fn data_dir(state_dir: &Path, id: &str) -> PathBuf {
     state_dir.join("data").join(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn granted_directories_reach_the_view_and_the_landlock_rules() {
+        let set = ProfileSet::builtin().expect("built-in profiles");
+        let p = set.get("default").expect("default");
+        let binds = [
+            Bind { host: "/srv/ro".into(), at: "/srv/ro".into(), writable: false },
+            Bind { host: "/srv/rw".into(), at: "/srv/rw".into(), writable: true },
+        ];
+        let root = Path::new("/run/solo/root");
+        let fs = fs_view(p, root, None, vec![], "/app/x".into(), &binds);
+        assert_eq!(fs.binds, binds.to_vec());
+        let rules = landlock_rules(p, true, &binds);
+        assert!(rules.read_write.contains(&"/srv/rw".to_owned()), "{rules:?}");
+        assert!(rules.read.contains(&"/srv/ro".to_owned()), "{rules:?}");
+        for list in [&rules.read_exec, &rules.read] {
+            assert!(!list.contains(&"/srv/rw".to_owned()), "{rules:?}");
+        }
+        assert!(!rules.read_exec.contains(&"/srv/ro".to_owned()), "{rules:?}");
+        // Without grants, exactly as before.
+        assert_eq!(fs_view(p, root, None, vec![], "/app/x".into(), &[]).binds, vec![]);
+        let plain = landlock_rules(p, true, &[]);
+        assert_eq!(plain.read, vec!["/proc".to_owned(), "/".to_owned()]);
+        assert!(!plain.read_write.iter().any(|p| p.starts_with("/srv")));
+    }
 }

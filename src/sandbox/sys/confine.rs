@@ -80,6 +80,30 @@ pub fn open_tree_clone(path: &CStr) -> Result<OwnedFd, Errno> {
     Ok(owned(fd as RawFd))
 }
 
+/// `open_tree(dir, "", OPEN_TREE_CLONE | AT_EMPTY_PATH | OPEN_TREE_CLOEXEC)`:
+/// a detached copy of the one mount `dir` (an `O_PATH` descriptor) is on,
+/// from `dir` down, without the mounts beneath it (not `AT_RECURSIVE`: a
+/// granted directory shows what is on its own filesystem, never a mount
+/// someone made inside it).
+pub fn open_tree_clone_fd(dir: RawFd) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as libc::c_uint | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: a descriptor and an empty NUL-terminated path; returns a new
+    // descriptor or -1.
+    let fd = check(unsafe { libc::syscall(libc::SYS_open_tree, dir, c"".as_ptr(), flags) })?;
+    Ok(owned(fd as RawFd))
+}
+
+/// The filesystem type (`f_type`, e.g. `PROC_SUPER_MAGIC`) of the file
+/// `fd` is on (`fstatfs`; an `O_PATH` descriptor will do).
+pub fn fs_type(fd: RawFd) -> Result<i64, Errno> {
+    // SAFETY: an all-zero `statfs` is valid; fstatfs fills it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a descriptor and a `statfs` to fill.
+    check_int(unsafe { libc::fstatfs(fd, &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
 /// `move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`:
 /// attaches a detached tree from [`open_tree_clone`] at `target`.
 pub fn move_mount(tree: RawFd, target: &CStr) -> Result<(), Errno> {

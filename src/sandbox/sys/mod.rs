@@ -298,6 +298,48 @@ pub fn dup2(from: RawFd, to: RawFd) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `getpid()` as a raw syscall: the caller's pid in its own pid namespace
+/// (1 for the first process of a new one). No libc cache involved.
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getpid) as libc::pid_t }
+}
+
+/// Whether descriptor `fd` is open (`fcntl(F_GETFD)`).
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags; any integer is a
+    // valid argument (EBADF when nothing is open there).
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Occupies every free descriptor number in `range` with a close-on-exec
+/// `/dev/null` placeholder, so nothing this process opens afterwards gets
+/// one of those numbers (the launcher keeps the numbers of passed
+/// descriptors free of its own this way). Numbers already open are left as
+/// they are (occupied is all that matters). Returns how many were free.
+pub fn reserve_fds(range: std::ops::Range<RawFd>) -> Result<usize, Errno> {
+    let null = open(c"/dev/null", libc::O_RDONLY)?;
+    let mut reserved = 0;
+    for fd in range.clone() {
+        if fd == null.as_raw_fd() {
+            reserved += 1;
+            continue;
+        }
+        if fd_is_open(fd) {
+            continue;
+        }
+        // SAFETY: `fd` is free (checked just above; the process is
+        // single-threaded), so dup3 closes nothing of anyone's.
+        check_int(unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) })?;
+        reserved += 1;
+    }
+    if range.contains(&null.as_raw_fd()) {
+        // The first placeholder itself: kept open for the process's life.
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(null);
+    }
+    Ok(reserved)
+}
+
 /// Marks every descriptor from `first` upwards close-on-exec, so nothing
 /// the launcher held reaches the service (CVE-2024-21626 class of leaks).
 pub fn close_range_cloexec(first: u32) -> Result<(), Errno> {

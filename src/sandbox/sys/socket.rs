@@ -6,7 +6,13 @@ use super::{check_int, owned, Errno};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-const MAX_FDS_PER_MSG: usize = 16;
+/// Most descriptors one message carries: the kernel's `SCM_MAX_FD`. A
+/// launch plan sends stdout, stderr and up to `plan::MAX_PASSED_FDS` more.
+pub const MAX_FDS_PER_MSG: usize = 253;
+/// Room for one `SCM_RIGHTS` control message of [`MAX_FDS_PER_MSG`]
+/// descriptors (`CMSG_SPACE(253 * 4)` = 1,032 bytes on 64-bit), in u64s
+/// for alignment.
+const CMSG_WORDS: usize = (16 + MAX_FDS_PER_MSG * 4).div_ceil(8) + 1;
 
 /// A connected `AF_UNIX` `SOCK_SEQPACKET` pair, close-on-exec.
 pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
@@ -55,10 +61,12 @@ pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
 
 /// Sends one datagram carrying `data` and, as `SCM_RIGHTS`, `fds`.
 pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
-    assert!(fds.len() <= MAX_FDS_PER_MSG);
+    if fds.len() > MAX_FDS_PER_MSG {
+        return Err(Errno(libc::EINVAL));
+    }
     let iov = [IoSlice::new(data)];
     // Space for the largest control message we send, suitably aligned.
-    let mut cmsg_buf = [0u64; 16];
+    let mut cmsg_buf = [0u64; CMSG_WORDS];
     // SAFETY: msghdr is plain data; every pointer set below points into
     // locals that outlive the sendmsg call, and CMSG_* compute offsets
     // within `cmsg_buf`, whose size we pass.
@@ -68,6 +76,9 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<(), Errn
         msg.msg_iovlen = 1;
         if !fds.is_empty() {
             let len = std::mem::size_of_val(fds) as u32;
+            if libc::CMSG_SPACE(len) as usize > std::mem::size_of_val(&cmsg_buf) {
+                return Err(Errno(libc::EINVAL));
+            }
             msg.msg_control = cmsg_buf.as_mut_ptr().cast();
             msg.msg_controllen = libc::CMSG_SPACE(len) as usize;
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
@@ -93,7 +104,7 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<(), Errn
 /// and the descriptors it carried (close-on-exec).
 pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Errno> {
     let mut iov = [IoSliceMut::new(buf)];
-    let mut cmsg_buf = [0u64; 16];
+    let mut cmsg_buf = [0u64; CMSG_WORDS];
     // SAFETY: as in `send_with_fds`; the kernel writes at most
     // `msg_controllen` bytes of control data into `cmsg_buf`, and we only
     // read SCM_RIGHTS payloads within the lengths it reports.
