@@ -4,7 +4,10 @@
 //! profile ([`ATTEMPTS`]). Also: two services cannot reach each other, every
 //! denied syscall is reported (Watch, the event store, `seccompDenials`), a
 //! forbidden syscall in a `strict` service's main process quarantines it,
-//! and an interpreted service runs in the `default` view.
+//! and an interpreted service runs in the `default` view. At the launcher
+//! level ([`grants`]): granted descriptors reach a service as fds 3, 4, …
+//! with `LISTEN_*` (socket activation), granted directories appear in its
+//! view read-only or read-write, and bad grants are refused.
 //!
 //! The expectations are for a kernel with every feature the sandbox uses
 //! (Landlock ABI 6+, `vm.memfd_noexec`); where the kernel under test lacks
@@ -854,4 +857,383 @@ print("py-hello " + json.dumps({"uid": os.getuid(), "host": socket.gethostname()
         (s["service"]["state"] == "SERVICE_STATE_EXITED").then_some(s)
     });
     assert_eq!(st["service"]["instances"][0]["lastExit"]["code"].as_i64().unwrap_or(0), 0, "{st:#}");
+}
+
+// ---------------------------------------------------------------------------
+// Granted descriptors and directories, at the launcher level: plans sent to
+// the real `solo __launcher` through the daemon's own client
+// (`supervisor::launch::Launcher`), confined by the `default` profile as the
+// daemon builds it (`supervisor::policy`), running `tests/programs/grants.c`.
+
+mod grants {
+    use super::common::{program, require_root};
+    use solo::profiles::{NetMode, ProfileSet};
+    use solo::sandbox::plan::{Bind, Confinement, LaunchPlan, Rlimit, SeccompFilter, MAX_PASSED_FDS};
+    use solo::sandbox::{seccomp, sys};
+    use solo::supervisor::launch::{LaunchError, Launcher, Spawned};
+    use solo::supervisor::policy;
+    use std::collections::BTreeMap;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const T: Duration = Duration::from_secs(20);
+
+    /// A uid of its own for each spawn of this test binary (the daemons of
+    /// the other tests use 200,000 to 1,200,000).
+    fn uid(k: u32) -> u32 {
+        1_300_000 + (std::process::id() % 1000) * 10 + k
+    }
+
+    /// A directory for a test's files, outside `/tmp` (the view's own
+    /// `/tmp` cannot be granted) and traversable by root only: the view
+    /// shows a granted directory, not its host ancestors.
+    fn workdir(tag: &str) -> tempfile::TempDir {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let base = if base.is_dir() { base.to_path_buf() } else { PathBuf::from("/var/tmp") };
+        std::fs::create_dir_all(&base).expect("test base dir");
+        tempfile::Builder::new().prefix(&format!("solo-grants-{tag}-")).tempdir_in(base).expect("tempdir")
+    }
+
+    /// A plan for `grants` with `args` under the `default` profile, built
+    /// with the daemon's own functions; `binds` go into both the view and
+    /// the Landlock rules.
+    fn grants_plan(dir: &Path, uid: u32, args: &[String], binds: &[Bind], fds: &[&str], env: &[&str]) -> LaunchPlan {
+        let set = ProfileSet::builtin().expect("built-in profiles");
+        let p = set.get("default").expect("default profile");
+        let bpf = seccomp::compile(&p.allowed_syscalls()).expect("compile the default filter");
+        let root = dir.join("root");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&root).expect("view root");
+        std::fs::create_dir_all(&data).expect("data dir");
+        std::os::unix::fs::chown(&data, Some(uid), Some(uid)).expect("chown data");
+        let prog = program("grants").display().to_string();
+        let fs =
+            policy::fs_view(p, &root, Some(&data), vec![("grants".into(), prog.clone())], "/app/grants".into(), binds);
+        let confine = Confinement {
+            namespaces: policy::namespaces(p),
+            hostname: "grants".into(),
+            loopback: p.network.mode == NetMode::Loopback,
+            fs: Some(fs),
+            landlock: Some(policy::landlock_rules(p, true, binds)),
+            seccomp: Some(SeccompFilter::new(bpf)),
+        };
+        let mut argv = vec!["grants".to_owned()];
+        argv.extend(args.iter().cloned());
+        let mut environment = vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_owned(), "HOME=/".to_owned()];
+        environment.extend(env.iter().map(|s| (*s).to_owned()));
+        LaunchPlan {
+            service: "grants".into(),
+            replica: 0,
+            program: prog,
+            argv,
+            env: environment,
+            uid,
+            gid: uid,
+            cgroup_v2: None,
+            cgroup_v1_tasks: vec![],
+            rlimits: vec![
+                Rlimit { resource: libc::RLIMIT_NOFILE, soft: 1024, hard: 1024 },
+                Rlimit { resource: libc::RLIMIT_CORE, soft: 0, hard: 0 },
+            ],
+            cwd: "/".into(),
+            confine,
+            fds: fds.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// A started `grants`: its pidfd (SIGKILL on drop, so a failing test
+    /// leaves nothing behind) and its stdout and stderr, read to the end by
+    /// threads.
+    struct Run {
+        sp: Spawned,
+        out: std::sync::mpsc::Receiver<String>,
+        err: std::sync::mpsc::Receiver<String>,
+    }
+
+    impl Drop for Run {
+        fn drop(&mut self) {
+            let _ = sys::pidfd_send_signal(&self.sp.pidfd, libc::SIGKILL);
+        }
+    }
+
+    fn reader(fd: OwnedFd) -> std::sync::mpsc::Receiver<String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::fs::File::from(fd).read_to_string(&mut s);
+            let _ = tx.send(s);
+        });
+        rx
+    }
+
+    async fn spawn(l: &Arc<Launcher>, plan: LaunchPlan, fds: Vec<OwnedFd>) -> Result<Run, LaunchError> {
+        let (out_r, out_w) = sys::pipe(0).expect("pipe");
+        let (err_r, err_w) = sys::pipe(0).expect("pipe");
+        let sp =
+            tokio::time::timeout(T, l.spawn_with_fds(plan, out_w, err_w, fds)).await.expect("the launcher answers")?;
+        Ok(Run { sp, out: reader(out_r), err: reader(err_r) })
+    }
+
+    impl Run {
+        /// The `GRANT <check> <result>` lines of stdout (all of it: the
+        /// program has exited), and its stderr, once it has exited 0.
+        async fn finish(mut self) -> (BTreeMap<String, String>, String) {
+            let out = self.out.recv_timeout(T).expect("the service's stdout closes");
+            let err = self.err.recv_timeout(T).expect("the service's stderr closes");
+            let status = tokio::time::timeout(T, &mut self.sp.exit).await.expect("it exits").expect("exit status");
+            assert_eq!(status, sys::WaitStatus::Exited(0), "stdout:\n{out}\nstderr:\n{err}");
+            let mut results = BTreeMap::new();
+            for l in out.lines() {
+                let Some(rest) = l.strip_prefix("GRANT ") else { continue };
+                let (k, v) = rest.split_once(' ').unwrap_or((rest, ""));
+                assert!(results.insert(k.to_owned(), v.to_owned()).is_none(), "{k} reported twice:\n{out}");
+            }
+            assert_eq!(results.get("done").map(String::as_str), Some("ok"), "stdout:\n{out}\nstderr:\n{err}");
+            (results, err)
+        }
+    }
+
+    fn get<'a>(r: &'a BTreeMap<String, String>, k: &str) -> &'a str {
+        r.get(k).map_or("<missing>", String::as_str)
+    }
+
+    /// Socket activation: a TCP listener the test bound on the host and one
+    /// end of a socketpair become fds 3 and 4 with LISTEN_FDS=2, the names,
+    /// and LISTEN_PID the service's own pid: 1 in its pid namespace, its
+    /// real pid without one. The listener works although the service has
+    /// network "none"; nothing else is open from fd 5 on; faked LISTEN_*
+    /// variables of the plan are replaced.
+    async fn socket_activation(l: &Arc<Launcher>, pid_namespace: bool) {
+        let dir = workdir("fds");
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp listener");
+        let port = tcp.local_addr().expect("addr").port();
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let fake = ["LISTEN_FDS=9", "LISTEN_PID=12345", "LISTEN_FDNAMES=fake"];
+        let mut plan = grants_plan(
+            dir.path(),
+            uid(if pid_namespace { 0 } else { 1 }),
+            &["fds".into()],
+            &[],
+            &["web", "peer"],
+            &fake,
+        );
+        if !pid_namespace {
+            plan.confine.namespaces.pid = false;
+            if let Some(fs) = plan.confine.fs.as_mut() {
+                // A per-pid-namespace sysctl: only with a pid namespace.
+                fs.memfd_noexec = false;
+            }
+        }
+        let run = spawn(l, plan, vec![OwnedFd::from(tcp), OwnedFd::from(theirs)]).await.expect("spawned");
+        let pid = run.sp.pid;
+        // The host connects to the service's granted listener.
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the granted listener");
+        c.set_read_timeout(Some(T)).expect("timeout");
+        let mut reply = String::new();
+        c.read_to_string(&mut reply).expect("the service's reply");
+        assert_eq!(reply, "hello from the service\n");
+        // The socketpair: the service writes first, then reads.
+        ours.set_read_timeout(Some(T)).expect("timeout");
+        let mut line = String::new();
+        BufReader::new(&ours).read_line(&mut line).expect("read from the service");
+        assert_eq!(line, "ping\n");
+        ours.write_all(b"pong\n").expect("answer the service");
+        let (r, err) = run.finish().await;
+        let want_pid = if pid_namespace { 1 } else { pid };
+        let want = [
+            ("listen-fds", "2".to_owned()),
+            ("listen-fdnames", "web:peer".to_owned()),
+            ("listen-pid", format!("{want_pid} getpid={want_pid}")),
+            ("listen-vars", "3".to_owned()),
+            // A listening TCP socket (AF_INET 2, SOCK_STREAM 1), inherited.
+            ("fd3", "socket cloexec=0 acceptconn=1 domain=2 type=1".to_owned()),
+            ("accept", "allowed wrote=23".to_owned()),
+            // A unix (1) stream socket.
+            ("fd4", "socket cloexec=0 domain=1 type=1".to_owned()),
+            ("pair", "allowed read=pong".to_owned()),
+            ("fds-beyond", "none".to_owned()),
+            ("stdin", "chardev read=0".to_owned()),
+            ("stdout", "pipe".to_owned()),
+            ("stderr", "pipe".to_owned()),
+        ];
+        for (k, v) in want {
+            assert_eq!(get(&r, k), v, "{k} (pid namespace: {pid_namespace}): {r:#?}");
+        }
+        assert_eq!(err, "GRANT stderr-line ok\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn launcher_passes_sockets_in_the_systemd_convention() {
+        if !require_root("launcher_passes_sockets_in_the_systemd_convention") {
+            return;
+        }
+        let l = Launcher::new(super::common::solo_bin());
+        socket_activation(&l, true).await;
+        socket_activation(&l, false).await;
+        // No descriptors: no LISTEN_* at all, even faked ones of the plan,
+        // and nothing open from fd 3 on.
+        let dir = workdir("nofds");
+        let fake = ["LISTEN_FDS=1", "LISTEN_PID=1", "LISTEN_FDNAMES=fake", "LISTEN_PIDFDID=7"];
+        let plan = grants_plan(dir.path(), uid(2), &["fds".into()], &[], &[], &fake);
+        let (r, _) = spawn(&l, plan, vec![]).await.expect("spawned").finish().await;
+        assert_eq!(get(&r, "listen-fds"), "unset", "{r:#?}");
+        assert_eq!(get(&r, "listen-fdnames"), "unset", "{r:#?}");
+        assert_eq!(get(&r, "listen-pid"), "unset getpid=1", "{r:#?}");
+        assert_eq!(get(&r, "listen-vars"), "0", "{r:#?}");
+        assert_eq!(get(&r, "fd3"), "EBADF cloexec=-1 acceptconn=-9 domain=-9 type=-9", "{r:#?}");
+        assert_eq!(get(&r, "fds-beyond"), "none", "{r:#?}");
+    }
+
+    /// Granted directories: read-only (readable; not writable: EROFS, even
+    /// for a file its mode lets anyone write; not executable: EACCES) and
+    /// read-write (a file created there is the host's), at their host
+    /// paths; a sibling that is not granted does not exist in the view.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn launcher_binds_granted_directories() {
+        if !require_root("launcher_binds_granted_directories") {
+            return;
+        }
+        let dir = workdir("binds");
+        let base = dir.path().join("grants");
+        let (ro, rw, secret) = (base.join("ro"), base.join("rw"), base.join("secret"));
+        for d in [&ro, &rw, &secret] {
+            std::fs::create_dir_all(d).expect("mkdir");
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let uid = uid(3);
+        std::os::unix::fs::chown(&rw, Some(uid), Some(uid)).expect("chown rw");
+        std::fs::write(ro.join("hello"), "hello from the host\n").expect("write");
+        std::fs::write(ro.join("open"), "anyone may write me\n").expect("write");
+        std::fs::set_permissions(ro.join("open"), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        std::fs::copy(program("grants"), ro.join("prog")).expect("copy the program");
+        std::fs::set_permissions(ro.join("prog"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::write(secret.join("file"), "not granted\n").expect("write");
+        let s = |p: &Path| p.display().to_string();
+        let binds =
+            [Bind { host: s(&ro), at: s(&ro), writable: false }, Bind { host: s(&rw), at: s(&rw), writable: true }];
+        let args = [
+            format!("read={}", s(&ro.join("hello"))),
+            format!("create={}", s(&ro.join("new"))),
+            format!("write={}", s(&ro.join("open"))),
+            format!("exec={}", s(&ro.join("prog"))),
+            format!("create={}", s(&rw.join("out"))),
+            format!("read={}", s(&rw.join("out"))),
+            format!("absent={}", s(&secret)),
+            format!("absent={}", s(&secret.join("file"))),
+        ];
+        let l = Launcher::new(super::common::solo_bin());
+        let plan = grants_plan(dir.path(), uid, &args, &binds, &[], &[]);
+        let (r, _) = spawn(&l, plan, vec![]).await.expect("spawned").finish().await;
+        let want = [
+            (format!("read:{}", s(&ro.join("hello"))), "allowed hello from the host"),
+            // A read-only mount: creating is refused before any permission check.
+            (format!("create:{}", s(&ro.join("new"))), "denied EROFS"),
+            (format!("write:{}", s(&ro.join("open"))), "denied EROFS"),
+            // noexec on the mount (and no execute right in Landlock).
+            (format!("exec:{}", s(&ro.join("prog"))), "denied EACCES"),
+            (format!("create:{}", s(&rw.join("out"))), "allowed wrote=23"),
+            (format!("read:{}", s(&rw.join("out"))), "allowed written by the service"),
+            (format!("absent:{}", s(&secret)), "denied ENOENT"),
+            (format!("absent:{}", s(&secret.join("file"))), "denied ENOENT"),
+        ];
+        for (k, v) in &want {
+            assert_eq!(get(&r, k), *v, "{k}: {r:#?}");
+        }
+        assert_eq!(std::fs::read_to_string(rw.join("out")).expect("the host sees it"), "written by the service\n");
+        assert!(!ro.join("new").exists());
+        assert_eq!(std::fs::read_to_string(ro.join("open")).expect("read"), "anyone may write me\n");
+        // The same binds in a second instance (its view is kept): a
+        // different instance without them sees none of their mount points.
+        let plan = grants_plan(
+            dir.path(),
+            uid,
+            &[format!("absent={}", s(&ro)), format!("absent={}", s(&base))],
+            &[],
+            &[],
+            &[],
+        );
+        let (r, _) = spawn(&l, plan, vec![]).await.expect("spawned").finish().await;
+        assert_eq!(get(&r, &format!("absent:{}", s(&ro))), "denied ENOENT", "{r:#?}");
+        assert_eq!(get(&r, &format!("absent:{}", s(&base))), "denied ENOENT", "{r:#?}");
+    }
+
+    fn refused(r: Result<Run, LaunchError>, what: &str) -> String {
+        match r {
+            Err(LaunchError::Step { step, errno, message }) => {
+                assert_eq!((step.as_str(), errno), ("prepare", libc::EINVAL), "{what}: {message}");
+                message
+            }
+            Err(e) => panic!("{what}: refused, but not by step prepare: {e}"),
+            Ok(_) => panic!("{what}: started"),
+        }
+    }
+
+    fn devnulls(n: usize) -> Vec<OwnedFd> {
+        (0..n).map(|_| sys::open(c"/dev/null", libc::O_RDONLY).expect("open /dev/null")).collect()
+    }
+
+    /// What the launcher refuses before anything is opened (step prepare,
+    /// EINVAL, saying why), and that it goes on launching afterwards.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn launcher_refuses_bad_grants() {
+        if !require_root("launcher_refuses_bad_grants") {
+            return;
+        }
+        let dir = workdir("bad");
+        let l = Launcher::new(super::common::solo_bin());
+        let uid = uid(4);
+        // One descriptor more than a service may get.
+        let names: Vec<String> = (0..=MAX_PASSED_FDS).map(|i| format!("fd{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let p = grants_plan(dir.path(), uid, &[], &[], &refs, &[]);
+        let m = refused(spawn(&l, p, devnulls(MAX_PASSED_FDS + 1)).await, "65 descriptors");
+        assert!(m.contains("65 descriptors to pass, at most 64"), "{m}");
+        // Names systemd would not accept.
+        for bad in ["", "a:b", "new\nline", "tab\there", "é", &"x".repeat(256)] {
+            let p = grants_plan(dir.path(), uid, &[], &[], &["ok", bad], &[]);
+            let m = refused(spawn(&l, p, devnulls(2)).await, &format!("name {bad:?}"));
+            assert!(m.contains("descriptor name"), "{m}");
+        }
+        // Granted directories at the view's own places, or the host's.
+        let host = dir.path().join("d");
+        std::fs::create_dir_all(&host).expect("mkdir");
+        let h = host.display().to_string();
+        let link = dir.path().join("link-to-proc");
+        std::os::unix::fs::symlink("/proc/self", &link).expect("symlink");
+        let l2 = link.display().to_string();
+        for (host, at, why) in [
+            (h.as_str(), "/proc", "at /proc"),
+            (h.as_str(), "/proc/x", "beneath /proc"),
+            (h.as_str(), "/", "at /"),
+            (h.as_str(), "/tmp/x", "beneath /tmp"),
+            (h.as_str(), "/dev/shm", "beneath /dev"),
+            (h.as_str(), "/data", "at /data"),
+            (h.as_str(), "/app/x", "beneath /app"),
+            (h.as_str(), "/usr", "over the profile's /usr"),
+            (h.as_str(), "relative", "a relative path"),
+            ("/proc/1", h.as_str(), "the host's /proc"),
+            ("/sys/kernel", h.as_str(), "the host's /sys"),
+            (l2.as_str(), l2.as_str(), "a symlink into /proc"),
+        ] {
+            let binds = [Bind { host: host.into(), at: at.into(), writable: false }];
+            let p = grants_plan(dir.path(), uid, &[], &binds, &[], &[]);
+            let m = refused(spawn(&l, p, vec![]).await, why);
+            eprintln!("refused {why}: {m}");
+        }
+        // Descriptors that do not match the names: EBADF.
+        let p = grants_plan(dir.path(), uid, &[], &[], &["a", "b"], &[]);
+        match spawn(&l, p, devnulls(1)).await {
+            Err(LaunchError::Step { step, errno, .. }) => assert_eq!((step.as_str(), errno), ("prepare", libc::EBADF)),
+            Err(e) => panic!("one descriptor for two names: {e}"),
+            Ok(_) => panic!("one descriptor for two names: started"),
+        }
+        // The launcher is still there and launches.
+        let p = grants_plan(dir.path(), uid, &[], &[], &[], &[]);
+        let (r, _) = spawn(&l, p, vec![]).await.expect("spawned after the refusals").finish().await;
+        assert_eq!(get(&r, "done"), "ok");
+    }
 }
