@@ -33,7 +33,6 @@
 //! writes every deploy's client, server and launcher figures as CSV.
 
 use anyhow::{anyhow, bail, ensure, Context};
-use pb::solo_client::SoloClient;
 use rand::Rng;
 use solo::proto::v1 as pb;
 use std::ffi::OsString;
@@ -42,12 +41,11 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 #[path = "supervisor/spawn_steps.rs"]
 mod spawn_steps;
 
-type Client = SoloClient<Channel>;
+type Client = solo::cli::Client;
 
 /// The benchmark's size. `full` for `cargo bench`, `smoke` under `cargo test`.
 #[derive(Debug, Clone, Copy)]
@@ -319,7 +317,9 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if self.socket.exists() {
-                if let Ok(mut c) = solo::cli::connect(&self.socket).await {
+                let token = std::fs::read_to_string(self.dir.path().join("state/operator.token")).ok();
+                let token = token.as_deref().map(str::trim);
+                if let Ok(mut c) = solo::cli::connect(&self.socket, token).await {
                     if c.list(pb::ListRequest::default()).await.is_ok() {
                         return Ok(c);
                     }

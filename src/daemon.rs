@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::cli::DEFAULT_RUNTIME_DIR;
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/solo";
+pub use crate::cli::{DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {

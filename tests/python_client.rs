@@ -63,7 +63,7 @@ fn python_env() -> Result<PathBuf, String> {
 }
 
 /// Runs the client script with a time limit; returns (success, stdout, stderr).
-fn run_client(python: &Path, socket: &Path, program: &Path, logs: &Path) -> (bool, String, String) {
+fn run_client(python: &Path, socket: &Path, token: &Path, program: &Path, logs: &Path) -> (bool, String, String) {
     let stdout_path = logs.join("python-client.stdout");
     let stderr_path = logs.join("python-client.stderr");
     let stdout = std::fs::File::create(&stdout_path).expect("create stdout file for the client");
@@ -74,6 +74,8 @@ fn run_client(python: &Path, socket: &Path, program: &Path, logs: &Path) -> (boo
         .arg(socket)
         .arg("--program")
         .arg(program)
+        .arg("--token-file")
+        .arg(token)
         .arg("--out")
         .arg(logs.join("pystubs"))
         .stdin(Stdio::null())
@@ -113,7 +115,7 @@ fn python_grpcio_client_drives_solo() {
     };
     let daemon = common::Daemon::start();
     let program = common::program("sleeper");
-    let (ok, out, err) = run_client(&python, &daemon.socket, &program, daemon.dir.path());
+    let (ok, out, err) = run_client(&python, &daemon.socket, &daemon.token_file(), &program, daemon.dir.path());
     print!("{out}");
     eprint!("{err}");
     assert!(

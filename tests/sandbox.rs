@@ -973,8 +973,7 @@ mod grants {
     async fn spawn(l: &Arc<Launcher>, plan: LaunchPlan, fds: Vec<OwnedFd>) -> Result<Run, LaunchError> {
         let (out_r, out_w) = sys::pipe(0).expect("pipe");
         let (err_r, err_w) = sys::pipe(0).expect("pipe");
-        let sp =
-            tokio::time::timeout(T, l.spawn_with_fds(plan, out_w, err_w, fds)).await.expect("the launcher answers")?;
+        let sp = tokio::time::timeout(T, l.spawn(plan, out_w, err_w, fds)).await.expect("the launcher answers")?;
         Ok(Run { sp, out: reader(out_r), err: reader(err_r) })
     }
 

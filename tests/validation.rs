@@ -19,7 +19,7 @@ fn deploy(s: pb::ServiceSpec) -> pb::DeployRequest {
     pb::DeployRequest { spec: Some(s), wait: true }
 }
 
-async fn expect_err(c: &mut common::SoloClient<common::Channel>, req: pb::DeployRequest, code: Code, needle: &str) {
+async fn expect_err(c: &mut solo::cli::Client, req: pb::DeployRequest, code: Code, needle: &str) {
     let e = c.deploy(req).await.expect_err("deploy should be refused");
     assert_eq!(e.code(), code, "{}", e.message());
     assert!(e.message().contains(needle), "'{}' does not mention '{needle}'", e.message());
@@ -120,13 +120,44 @@ async fn grpc_rejects_bad_requests_and_keeps_state() {
     let mut s = spec("x", tiny.clone());
     s.replicas = 1_000_000;
     expect_err(&mut c, deploy(s), Code::InvalidArgument, "spec.replicas").await;
-    // Features that come later say so.
+    // Grants and readiness: each bad field named.
     let mut s = spec("x", tiny.clone());
-    s.readiness = Some(pb::Readiness { kind: pb::ReadinessKind::Notify as i32, ..Default::default() });
-    expect_err(&mut c, deploy(s), Code::Unimplemented, "readiness").await;
+    s.readiness = Some(pb::Readiness { kind: 9, ..Default::default() });
+    expect_err(&mut c, deploy(s), Code::InvalidArgument, "spec.readiness.kind").await;
     let mut s = spec("x", tiny.clone());
-    s.grants = vec![pb::Grant { spec: "dir:/srv:ro".into(), name: "srv".into() }];
-    expect_err(&mut c, deploy(s), Code::Unimplemented, "spec.grants").await;
+    s.readiness =
+        Some(pb::Readiness { kind: pb::ReadinessKind::Tcp as i32, tcp_grant: "web".into(), ..Default::default() });
+    expect_err(&mut c, deploy(s), Code::InvalidArgument, "spec.readiness.tcp_grant").await;
+    let mut s = spec("x", tiny.clone());
+    s.readiness = Some(pb::Readiness {
+        kind: pb::ReadinessKind::Notify as i32,
+        startup_timeout_ms: 999_999_999,
+        ..Default::default()
+    });
+    expect_err(&mut c, deploy(s), Code::InvalidArgument, "spec.readiness.startup_timeout_ms").await;
+    for (g, field) in [
+        ("dir:/proc:ro", "spec.grants[0]"),
+        ("dir:/srv", "spec.grants[0]"),
+        ("listen:tcp:nowhere", "spec.grants[0]"),
+        ("file:/etc/passwd", "spec.grants[0]"),
+        ("dir:/nonexistent-solo-dir:ro", "spec.grants[0]"),
+    ] {
+        let mut s = spec("x", tiny.clone());
+        s.grants = vec![pb::Grant { spec: g.into(), name: String::new() }];
+        expect_err(&mut c, deploy(s), Code::InvalidArgument, field).await;
+    }
+    let mut s = spec("x", tiny.clone());
+    s.grants = vec![
+        pb::Grant { spec: "service:a".into(), name: "same".into() },
+        pb::Grant { spec: "service:b".into(), name: "same".into() },
+    ];
+    expect_err(&mut c, deploy(s), Code::InvalidArgument, "used twice").await;
+    let mut s = spec("x", tiny.clone());
+    s.grants = vec![pb::Grant { spec: "service:a".into(), name: "solo-control".into() }];
+    expect_err(&mut c, deploy(s), Code::InvalidArgument, "reserved").await;
+    // None of the refused deploys left anything behind.
+    let e = c.status(pb::StatusRequest { id: "x".into() }).await.expect_err("x must not exist");
+    assert_eq!(e.code(), Code::NotFound);
     let e = c.deploy(pb::DeployRequest { spec: None, wait: false }).await.expect_err("no spec");
     assert_eq!(e.code(), Code::InvalidArgument);
 
@@ -313,13 +344,14 @@ async fn socket_is_private_and_tcp_listener_serves_the_same_api() {
     let mode = std::fs::metadata(&d.socket).expect("socket").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let url = format!("http://{addr}");
-    let mut tcp = solo::cli::connect(std::path::Path::new(&url)).await.expect("tcp connect");
+    let mut tcp = solo::cli::connect(std::path::Path::new(&url), Some(&d.operator_token())).await.expect("tcp connect");
     let tiny = std::fs::read(program("tiny")).expect("tiny");
     tcp.deploy(deploy(spec("over-tcp", tiny))).await.expect("deploy over tcp");
     let out = d.ok(&["ls"]);
     assert!(out.contains("over-tcp"), "{out}");
     let via_cli = std::process::Command::new(common::solo_bin())
         .args(["--socket", &url, "status", "over-tcp"])
+        .env("SOLO_STATE_DIR", &d.state)
         .output()
         .expect("cli");
     assert!(via_cli.status.success(), "{}", String::from_utf8_lossy(&via_cli.stderr));

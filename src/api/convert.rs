@@ -21,12 +21,13 @@ pub fn raw_spec(s: pb::ServiceSpec) -> RawSpec {
         pb::artifact::Kind::Script(sc) => ArtifactSpec::Script { interpreter: sc.interpreter, source: sc.source },
         pb::artifact::Kind::HostPath(h) => ArtifactSpec::HostPath { path: h.path },
     });
-    let readiness = s.readiness.and_then(|r| match pb::ReadinessKind::try_from(r.kind) {
-        Ok(pb::ReadinessKind::Unspecified | pb::ReadinessKind::None) => None,
-        Ok(pb::ReadinessKind::Notify) => Some("notify".to_owned()),
-        Ok(pb::ReadinessKind::Tcp) => Some("tcp".to_owned()),
-        Err(_) => Some(format!("unknown kind {}", r.kind)),
-    });
+    let readiness = s.readiness.unwrap_or_default();
+    let readiness_kind = match pb::ReadinessKind::try_from(readiness.kind) {
+        Ok(pb::ReadinessKind::Unspecified | pb::ReadinessKind::None) => String::new(),
+        Ok(pb::ReadinessKind::Notify) => "notify".to_owned(),
+        Ok(pb::ReadinessKind::Tcp) => "tcp".to_owned(),
+        Err(_) => format!("unknown kind {}", readiness.kind),
+    };
     RawSpec {
         id: s.id,
         artifact,
@@ -59,8 +60,10 @@ pub fn raw_spec(s: pb::ServiceSpec) -> RawSpec {
         },
         shutdown_timeout_ms: s.shutdown_timeout_ms,
         labels: s.labels.into_iter().collect(),
-        readiness,
-        grants: s.grants.into_iter().map(|g| g.spec).collect(),
+        readiness_kind,
+        startup_timeout_ms: readiness.startup_timeout_ms,
+        tcp_grant: readiness.tcp_grant,
+        grants: s.grants.into_iter().map(|g| (g.spec, g.name)).collect(),
     }
 }
 
@@ -212,6 +215,9 @@ fn event_kind(k: EventKind) -> pb::EventKind {
         EventKind::Stopped => pb::EventKind::Stopped,
         EventKind::SeccompDenied => pb::EventKind::SeccompDenied,
         EventKind::Quarantined => pb::EventKind::Quarantined,
+        EventKind::AccessDenied => pb::EventKind::AccessDenied,
+        EventKind::Granted => pb::EventKind::Granted,
+        EventKind::Revoked => pb::EventKind::Revoked,
     }
 }
 

@@ -17,6 +17,7 @@ impl From<Error> for Status {
             Error::Precondition(_) | Error::Cgroup(_) => Code::FailedPrecondition,
             Error::Exhausted(_) => Code::ResourceExhausted,
             Error::ShuttingDown => Code::Unavailable,
+            Error::Denied(_) => Code::PermissionDenied,
             Error::Store(_) | Error::Artifact(_) | Error::Internal(_) => Code::Internal,
         };
         Status::new(code, e.to_string())

@@ -2,11 +2,13 @@
 //! Conversions live in `convert`, the single error mapping in `error`,
 //! serving (Unix socket, TCP, health, reflection) in [`server`].
 
+pub mod auth;
 mod convert;
 mod error;
 pub mod server;
 mod watch;
 
+use crate::auth::Perm;
 use crate::proto::v1 as pb;
 use crate::supervisor::{ListFilter, Supervisor};
 use pb::solo_server::Solo;
@@ -31,10 +33,13 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 #[tonic::async_trait]
 impl Solo for Api {
     async fn deploy(&self, req: Request<pb::DeployRequest>) -> Result<Response<pb::DeployResponse>, Status> {
+        let caller = auth::caller(&req)?;
         let req = req.into_inner();
         let spec = req.spec.ok_or_else(|| Status::invalid_argument("spec: is required"))?;
         let spec = self.sup.validator.service(convert::raw_spec(spec)).map_err(crate::supervisor::Error::from)?;
-        let out = self.sup.deploy(spec, req.wait).await?;
+        self.sup.authorize("Deploy", &caller, Perm::Deploy, spec.id.as_str(), Some(spec.tier))?;
+        crate::supervisor::grants::authorize_grants(&self.sup, "Deploy", &caller, spec.id.as_str(), &spec.grants)?;
+        let out = self.sup.deploy(spec, req.wait, caller.id()).await?;
         Ok(Response::new(pb::DeployResponse {
             id: out.id,
             revision: out.revision,
@@ -45,27 +50,40 @@ impl Solo for Api {
     }
 
     async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let caller = auth::caller(&req)?;
         let id = req.into_inner().id;
         convert::check_id("id", &id)?;
+        self.sup.authorize("Status", &caller, Perm::Status, &id, None)?;
         let v = self.sup.status(&id)?;
         Ok(Response::new(pb::StatusResponse { service: Some(convert::service(&v)) }))
     }
 
     async fn list(&self, req: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        let caller = auth::caller(&req)?;
         let r = req.into_inner();
+        // Only the services the token covers are listed.
+        self.sup.require_perm("List", &caller, Perm::Status)?;
         let filter = ListFilter {
             state: convert::service_state_filter(r.state)?,
             tier: convert::tier_filter(r.tier)?,
             id_prefix: r.id_prefix,
             labels: r.labels.into_iter().collect(),
         };
-        let services = self.sup.list(&filter).iter().map(convert::service).collect();
+        let services = self
+            .sup
+            .list(&filter)
+            .iter()
+            .filter(|v| Supervisor::covers(&caller, v.spec.id.as_str()))
+            .map(convert::service)
+            .collect();
         Ok(Response::new(pb::ListResponse { services }))
     }
 
     async fn kill(&self, req: Request<pb::KillRequest>) -> Result<Response<pb::KillResponse>, Status> {
+        let caller = auth::caller(&req)?;
         let r = req.into_inner();
         convert::check_id("id", &r.id)?;
+        self.sup.authorize("Kill", &caller, Perm::Kill, &r.id, None)?;
         if r.timeout_ms > crate::spec::ServiceSpec::MAX_SHUTDOWN_TIMEOUT_MS {
             return Err(Status::invalid_argument(format!(
                 "timeout_ms: {} ms is more than the maximum of {} ms",
@@ -84,44 +102,85 @@ impl Solo for Api {
     type WatchStream = BoxStream<pb::WatchEvent>;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let caller = auth::caller(&req)?;
         let r = req.into_inner();
         if !r.id.is_empty() {
             convert::check_id("id", &r.id)?;
+            self.sup.authorize("Watch", &caller, Perm::Watch, &r.id, None)?;
             self.sup.get(&r.id)?;
+        } else {
+            self.sup.require_perm("Watch", &caller, Perm::Watch)?;
         }
         if r.tail > 10_000 {
             return Err(Status::invalid_argument(format!("tail: {} is more than the maximum of 10000", r.tail)));
         }
-        Ok(Response::new(watch::stream(self.sup.clone(), r)))
+        Ok(Response::new(watch::stream(self.sup.clone(), r, caller)))
     }
 
     async fn grant_capability(
         &self,
-        _: Request<pb::GrantCapabilityRequest>,
+        req: Request<pb::GrantCapabilityRequest>,
     ) -> Result<Response<pb::GrantCapabilityResponse>, Status> {
-        Err(Status::unimplemented(
-            "GrantCapability is not implemented yet: signed tokens and fd grants (dir, listen, service, connect) come with the capability layer",
-        ))
+        let caller = auth::caller(&req)?;
+        let r = req.into_inner();
+        if !r.service.is_empty() {
+            convert::check_id("service", &r.service)?;
+        }
+        match r.what {
+            Some(pb::grant_capability_request::What::Token(t)) => {
+                let req = crate::supervisor::tokens::TokenRequest {
+                    subject: t.subject,
+                    resource: t.resource,
+                    perms: t.permissions,
+                    ttl_secs: u64::from(t.ttl_seconds),
+                    service: r.service,
+                };
+                let token = self.sup.issue_token(&caller, req).await?;
+                Ok(Response::new(pb::GrantCapabilityResponse {
+                    token: token.encode(),
+                    token_id: token.id().to_owned(),
+                    grant_id: String::new(),
+                }))
+            }
+            Some(pb::grant_capability_request::What::Fd(g)) => {
+                if r.service.is_empty() {
+                    return Err(Status::invalid_argument("service: an fd grant needs the service to give it to"));
+                }
+                let grant_id = self.sup.grant_fd(&caller, &r.service, &g.spec, &g.name).await?;
+                Ok(Response::new(pb::GrantCapabilityResponse { grant_id, ..Default::default() }))
+            }
+            None => Err(Status::invalid_argument("what: set either token or fd")),
+        }
     }
 
     async fn revoke_capability(
         &self,
-        _: Request<pb::RevokeCapabilityRequest>,
+        req: Request<pb::RevokeCapabilityRequest>,
     ) -> Result<Response<pb::RevokeCapabilityResponse>, Status> {
-        Err(Status::unimplemented(
-            "RevokeCapability is not implemented yet: token and fd-grant revocation come with the capability layer",
-        ))
+        let caller = auth::caller(&req)?;
+        let revoked = match req.into_inner().what {
+            Some(pb::revoke_capability_request::What::TokenId(id)) => self.sup.revoke_token(&caller, &id).await?,
+            Some(pb::revoke_capability_request::What::GrantId(id)) => self.sup.revoke_fd(&caller, &id).await?,
+            None => return Err(Status::invalid_argument("what: set either token_id or grant_id")),
+        };
+        Ok(Response::new(pb::RevokeCapabilityResponse { revoked }))
     }
 
     type UpdateStream = BoxStream<pb::UpdateProgress>;
 
-    async fn update(&self, _: Request<pb::UpdateRequest>) -> Result<Response<Self::UpdateStream>, Status> {
+    async fn update(&self, req: Request<pb::UpdateRequest>) -> Result<Response<Self::UpdateStream>, Status> {
+        let caller = auth::caller(&req)?;
+        let id = req.get_ref().spec.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+        convert::check_id("spec.id", &id)?;
+        self.sup.authorize("Update", &caller, Perm::Update, &id, None)?;
         Err(Status::unimplemented(
             "Update is not implemented yet: rolling, canary and blue-green rollouts with auto-rollback are coming; for now kill --remove and deploy again",
         ))
     }
 
     async fn shutdown(&self, req: Request<pb::ShutdownRequest>) -> Result<Response<pb::ShutdownResponse>, Status> {
+        let caller = auth::caller(&req)?;
+        self.sup.authorize_global("Shutdown", &caller, Perm::Shutdown)?;
         let r = req.into_inner();
         if r.timeout_ms > 600_000 {
             return Err(Status::invalid_argument(format!(

@@ -49,10 +49,14 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    // Every Solo call passes the token check first (super::auth).
     let solo = || {
-        SoloServer::new(Api::new(sup.clone()))
-            .max_decoding_message_size(max_message)
-            .max_encoding_message_size(64 << 20)
+        tonic::service::interceptor::InterceptedService::new(
+            SoloServer::new(Api::new(sup.clone()))
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(64 << 20),
+            super::auth::Authn { sup: sup.clone() },
+        )
     };
     let router = || {
         tonic::transport::Server::builder()

@@ -3,6 +3,7 @@
 //! daemon shuts down.
 
 use super::convert;
+use crate::auth::Token;
 use crate::proto::v1 as pb;
 use crate::supervisor::events::Item;
 use crate::supervisor::Supervisor;
@@ -11,7 +12,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-pub fn stream(sup: Arc<Supervisor>, r: pb::WatchRequest) -> super::BoxStream<pb::WatchEvent> {
+/// `caller` limits a watch of every service to the services its token covers.
+pub fn stream(sup: Arc<Supervisor>, r: pb::WatchRequest, caller: Arc<Token>) -> super::BoxStream<pb::WatchEvent> {
     let (tx, rx) = mpsc::channel::<Result<pb::WatchEvent, Status>>(256);
     let (logs, events) =
         if !r.include_logs && !r.include_events { (true, true) } else { (r.include_logs, r.include_events) };
@@ -19,7 +21,11 @@ pub fn stream(sup: Arc<Supervisor>, r: pb::WatchRequest) -> super::BoxStream<pb:
     tokio::spawn(async move {
         if r.tail > 0 {
             let ids: Vec<String> = if r.id.is_empty() {
-                sup.list(&Default::default()).into_iter().map(|v| v.spec.id.to_string()).collect()
+                sup.list(&Default::default())
+                    .into_iter()
+                    .map(|v| v.spec.id.to_string())
+                    .filter(|id| Supervisor::covers(&caller, id))
+                    .collect()
             } else {
                 vec![r.id.clone()]
             };
@@ -36,6 +42,9 @@ pub fn stream(sup: Arc<Supervisor>, r: pb::WatchRequest) -> super::BoxStream<pb:
         if r.snapshot {
             return;
         }
+        // Supervisor-wide events (service "") only for a token over everything.
+        let all = Supervisor::covers_all(&caller);
+        let visible = |service: &str| if service.is_empty() { all } else { Supervisor::covers(&caller, service) };
         let mut exit = sup.exit.subscribe();
         loop {
             let item = tokio::select! {
@@ -44,8 +53,12 @@ pub fn stream(sup: Arc<Supervisor>, r: pb::WatchRequest) -> super::BoxStream<pb:
                 _ = tx.closed() => return,
             };
             let msg = match item {
-                Ok(Item::Event(e)) if events && (r.id.is_empty() || e.service == r.id) => convert::event(&e),
-                Ok(Item::Log(l)) if logs && (r.id.is_empty() || *l.service == *r.id) => convert::log_line(&l),
+                Ok(Item::Event(e)) if events && (r.id.is_empty() || e.service == r.id) && visible(&e.service) => {
+                    convert::event(&e)
+                }
+                Ok(Item::Log(l)) if logs && (r.id.is_empty() || *l.service == *r.id) && visible(&l.service) => {
+                    convert::log_line(&l)
+                }
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(n)) => convert::lagged(n),
                 Err(broadcast::error::RecvError::Closed) => return,

@@ -16,10 +16,17 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
     }
     let cmd = match cmd {
         Command::Profile(p) => return super::profile::run(g.json, p),
+        Command::Token(t) => match super::token::run_offline(g, &t.cmd) {
+            Some(r) => return r,
+            None => Command::Token(t),
+        },
         other => other,
     };
     let socket = g.socket.clone().unwrap_or_else(super::default_socket);
-    let mut c = super::connect(&socket).await?;
+    // Connect first: "no daemon there" is the more useful error when both apply.
+    let token = g.token();
+    let mut c = super::connect(&socket, token.as_ref().ok().map(String::as_str)).await?;
+    token?;
     match cmd {
         Command::Deploy(a) => {
             let req = deploy_request(*a)?;
@@ -110,13 +117,39 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
                 println!("stopped {} instance(s); the daemon is exiting", r.stopped);
             }
         }
+        Command::Token(t) => return super::token::run_online(g, &mut c, t.cmd).await,
+        Command::Grant { cmd: super::GrantCommand::Add { service, spec, name } } => {
+            let req = pb::GrantCapabilityRequest {
+                service,
+                what: Some(pb::grant_capability_request::What::Fd(pb::Grant { spec, name: name.unwrap_or_default() })),
+            };
+            let r = c.grant_capability(req).await.map_err(status_err)?.into_inner();
+            if g.json {
+                println!("{}", json(&r, "solo.v1.GrantCapabilityResponse"));
+            } else {
+                println!("granted {}", r.grant_id);
+            }
+        }
+        Command::Grant { cmd: super::GrantCommand::Revoke { grant_id } } => {
+            let req =
+                pb::RevokeCapabilityRequest { what: Some(pb::revoke_capability_request::What::GrantId(grant_id)) };
+            let r = c.revoke_capability(req).await.map_err(status_err)?.into_inner();
+            if g.json {
+                println!("{}", json(&r, "solo.v1.RevokeCapabilityResponse"));
+            } else {
+                println!(
+                    "revoked {} grant(s); the instances that held it were killed and restart without it",
+                    r.revoked
+                );
+            }
+        }
         Command::Doctor | Command::Profile(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// A gRPC error as the CLI prints it: the code, then the daemon's message.
-fn status_err(s: tonic::Status) -> anyhow::Error {
+pub(super) fn status_err(s: tonic::Status) -> anyhow::Error {
     let code = match s.code() {
         Code::InvalidArgument => "invalid argument",
         Code::NotFound => "not found",
@@ -124,11 +157,34 @@ fn status_err(s: tonic::Status) -> anyhow::Error {
         Code::ResourceExhausted => "resource exhausted",
         Code::FailedPrecondition => "failed precondition",
         Code::PermissionDenied => "permission denied",
+        Code::Unauthenticated => "unauthenticated",
         Code::Unimplemented => "unimplemented",
         Code::Unavailable => "unavailable",
         _ => "error",
     };
     anyhow::anyhow!("{code}: {}", s.message())
+}
+
+/// `[NAME=]SPEC`: a NAME has no ':' or '/', so a path with '=' stays whole.
+fn grant_arg(s: &str) -> pb::Grant {
+    match s.split_once('=') {
+        Some((name, spec)) if !name.is_empty() && !name.contains([':', '/']) => {
+            pb::Grant { spec: spec.to_owned(), name: name.to_owned() }
+        }
+        _ => pb::Grant { spec: s.to_owned(), name: String::new() },
+    }
+}
+
+fn readiness_arg(ready: Option<&str>, timeout: Option<u32>) -> anyhow::Result<Option<pb::Readiness>> {
+    let (kind, tcp_grant) = match ready {
+        None | Some("none") => (pb::ReadinessKind::None, String::new()),
+        Some("notify") => (pb::ReadinessKind::Notify, String::new()),
+        Some(t) => match t.strip_prefix("tcp:") {
+            Some(name) => (pb::ReadinessKind::Tcp, name.to_owned()),
+            None => bail!("--ready: '{t}' is not none, notify or tcp:GRANT_NAME"),
+        },
+    };
+    Ok(Some(pb::Readiness { kind: kind as i32, startup_timeout_ms: timeout.unwrap_or(0), tcp_grant }))
 }
 
 fn state_arg(s: &str) -> anyhow::Result<i32> {
@@ -226,8 +282,8 @@ fn deploy_request(a: DeployArgs) -> anyhow::Result<pb::DeployRequest> {
                 Some(TierArg::User) => pb::Tier::User,
                 Some(TierArg::System) => pb::Tier::System,
             } as i32,
-            readiness: None,
-            grants: vec![],
+            readiness: readiness_arg(a.ready.as_deref(), a.startup_timeout)?,
+            grants: a.grants.iter().map(|g| grant_arg(g)).collect(),
             shutdown_timeout_ms: a.shutdown_timeout_ms.unwrap_or(0),
             labels: pairs("--label", &a.labels)?,
         }),
@@ -235,11 +291,7 @@ fn deploy_request(a: DeployArgs) -> anyhow::Result<pb::DeployRequest> {
     })
 }
 
-async fn stream(
-    g: &Global,
-    c: &mut pb::solo_client::SoloClient<tonic::transport::Channel>,
-    req: pb::WatchRequest,
-) -> anyhow::Result<()> {
+async fn stream(g: &Global, c: &mut super::Client, req: pb::WatchRequest) -> anyhow::Result<()> {
     let mut s = c.watch(req).await.map_err(status_err)?.into_inner();
     while let Some(item) = s.message().await.map_err(status_err)? {
         if g.json {

@@ -6,10 +6,14 @@ mod client;
 mod commands;
 mod output;
 mod profile;
+mod token;
 
-pub use client::{connect, default_socket, DEFAULT_RUNTIME_DIR};
+pub use client::{
+    connect, default_socket, default_token_file, read_token_file, Client, DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR,
+};
 pub use commands::run;
 pub use profile::{ProfileArgs, ProfileCommand};
+pub use token::{TokenArgs, TokenCommand};
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -23,6 +27,31 @@ pub struct Global {
     /// Print the protobuf JSON mapping of each reply instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Token to present (prefer SOLO_TOKEN or --token-file: arguments are visible to other users in ps).
+    #[arg(long, global = true, env = "SOLO_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the token [default: $SOLO_STATE_DIR/operator.token, else /var/lib/solo/operator.token].
+    #[arg(long, global = true, env = "SOLO_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Global {
+    /// The token to present: --token, else --token-file, else the operator
+    /// token file the daemon writes in its state dir.
+    pub fn token(&self) -> anyhow::Result<String> {
+        if let Some(t) = &self.token {
+            return Ok(t.trim().to_owned());
+        }
+        if let Some(f) = &self.token_file {
+            return read_token_file(f);
+        }
+        let f = default_token_file();
+        read_token_file(&f).map_err(|e| {
+            anyhow::anyhow!(
+                "no token: {e:#}. `solo serve` writes the operator token there on first start; if its state dir is elsewhere set SOLO_STATE_DIR, or give a token with --token-file FILE or SOLO_TOKEN"
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -106,9 +135,38 @@ pub struct DeployArgs {
     /// Label K=V (repeatable).
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
-    /// Return only when every instance is running.
+    /// Grant a descriptor, [NAME=]SPEC (repeatable): dir:PATH:ro|rw, listen:tcp:ADDR:PORT,
+    /// listen:unix:PATH, service:ID, connect:tcp:HOST:PORT. Passed as LISTEN_FDS (fd 3 is solo-control).
+    #[arg(long = "grant", value_name = "[NAME=]SPEC")]
+    pub grants: Vec<String>,
+    /// When an instance counts as ready: notify (READY=1 on $NOTIFY_SOCKET) or tcp:NAME (a listen:tcp grant accepts).
+    #[arg(long, value_name = "KIND")]
+    pub ready: Option<String>,
+    /// How long an instance has to become ready, in milliseconds (default 30000).
+    #[arg(long, value_name = "MS")]
+    pub startup_timeout: Option<u32>,
+    /// Return only when every instance is running (and ready).
     #[arg(long)]
     pub wait: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum GrantCommand {
+    /// Grant SPEC to SERVICE: held from now on, pushed to its running
+    /// instances on solo-control, and in LISTEN_FDS of every later start.
+    Add {
+        service: String,
+        /// dir:PATH:ro|rw, listen:tcp:ADDR:PORT, listen:unix:PATH, service:ID, connect:tcp:HOST:PORT.
+        spec: String,
+        /// Its name in LISTEN_FDNAMES (default: derived from SPEC).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke grant SERVICE/NAME: its holders are killed and restart without it.
+    Revoke {
+        /// SERVICE/NAME, as `grant add` printed it.
+        grant_id: String,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -167,4 +225,11 @@ pub enum Command {
     Doctor,
     /// Check, explain, audit, compare and list sandbox profiles (offline: no daemon needed).
     Profile(ProfileArgs),
+    /// Issue, attenuate, revoke and inspect capability tokens.
+    Token(TokenArgs),
+    /// Give a running service a descriptor, or take one back.
+    Grant {
+        #[command(subcommand)]
+        cmd: GrantCommand,
+    },
 }

@@ -2,6 +2,7 @@
 //! module turns its input into these types first, so a value of
 //! [`ServiceSpec`] is always a spec the supervisor can act on.
 
+pub mod grant;
 mod size;
 mod validate;
 
@@ -222,6 +223,11 @@ pub struct ServiceSpec {
     pub tier: Tier,
     pub shutdown_timeout_ms: u32,
     pub labels: BTreeMap<String, String>,
+    /// fd grants as deployed (grants added later live in the store).
+    #[serde(default)]
+    pub grants: Vec<grant::GrantSpec>,
+    #[serde(default)]
+    pub readiness: grant::Readiness,
 }
 
 impl ServiceSpec {

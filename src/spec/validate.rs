@@ -105,9 +105,12 @@ pub struct RawSpec {
     pub tier: Option<Tier>,
     pub shutdown_timeout_ms: u32,
     pub labels: BTreeMap<String, String>,
-    /// Readiness kinds other than "none" (set by the adapter), for a precise error.
-    pub readiness: Option<String>,
-    pub grants: Vec<String>,
+    /// Readiness: kind ("", "none", "notify", "tcp"), timeout, tcp grant name.
+    pub readiness_kind: String,
+    pub startup_timeout_ms: u32,
+    pub tcp_grant: String,
+    /// fd grants: (spec, name).
+    pub grants: Vec<(String, String)>,
 }
 
 /// What the daemon is configured to accept.
@@ -164,18 +167,8 @@ impl Validator {
             n => n,
         };
         let labels = labels(raw.labels)?;
-        if let Some(kind) = raw.readiness {
-            return Err(FieldError::unimplemented(
-                "spec.readiness.kind",
-                format!("'{kind}' readiness needs the capability layer (NOTIFY_SOCKET, granted sockets), which is not built yet; use none"),
-            ));
-        }
-        if let Some(g) = raw.grants.first() {
-            return Err(FieldError::unimplemented(
-                "spec.grants",
-                format!("fd grant '{}' needs the capability layer, which is not built yet", g.escape_debug()),
-            ));
-        }
+        let grants = super::grant::parse_all(&raw.grants)?;
+        let readiness = super::grant::readiness(&raw.readiness_kind, raw.startup_timeout_ms, &raw.tcp_grant, &grants)?;
         Ok(ServiceSpec {
             id,
             artifact,
@@ -188,6 +181,8 @@ impl Validator {
             tier,
             shutdown_timeout_ms,
             labels,
+            grants,
+            readiness,
         })
     }
 

@@ -43,6 +43,33 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX events_by_service ON events(service, seq);",
     // 2: why a service failed (intensity limit), kept across restarts.
     "ALTER TABLE services ADD COLUMN failure TEXT NOT NULL DEFAULT '';",
+    // 3: capabilities: tokens the supervisor issued, revoked token ids
+    // (checked on every use), and each service's fd grants.
+    "CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        parent TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        perms TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        issued_by TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+     );
+     CREATE INDEX tokens_by_parent ON tokens(parent);
+     CREATE TABLE revocations (
+        id TEXT PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        by_token TEXT NOT NULL
+     );
+     CREATE TABLE grants (
+        service_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        token_id TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (service_id, name)
+     );",
 ];
 
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {

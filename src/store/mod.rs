@@ -4,9 +4,11 @@
 //!
 //! Invariant: every write is one transaction; a failed write changes nothing.
 
+mod caps;
 mod migrations;
 mod writer;
 
+pub use caps::{GrantRow, TokenRow};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -154,7 +156,7 @@ impl Store {
             .await
     }
 
-    /// Deletes a service, its revisions and instances (events are kept).
+    /// Deletes a service, its revisions, instances and grants (events are kept).
     /// Writes queued before it (the instances' last records) commit first.
     pub async fn delete_service(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
@@ -163,6 +165,7 @@ impl Store {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
                 tx.execute("DELETE FROM instances WHERE service_id = ?1", [&id]).map_err(q("delete instances"))?;
                 tx.execute("DELETE FROM revisions WHERE service_id = ?1", [&id]).map_err(q("delete revisions"))?;
+                tx.execute("DELETE FROM grants WHERE service_id = ?1", [&id]).map_err(q("delete grants"))?;
                 tx.execute("DELETE FROM services WHERE id = ?1", [&id]).map_err(q("delete service"))?;
                 tx.commit().map_err(q("commit"))
             })

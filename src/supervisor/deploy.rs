@@ -33,7 +33,13 @@ pub fn without_bytes(spec: &ServiceSpec) -> ServiceSpec {
 }
 
 impl Supervisor {
-    pub async fn deploy(self: &Arc<Self>, spec: ServiceSpec, wait: bool) -> Result<DeployOutcome, Error> {
+    /// `granted_by` is the id of the token that deployed it (recorded with its grants).
+    pub async fn deploy(
+        self: &Arc<Self>,
+        spec: ServiceSpec,
+        wait: bool,
+        granted_by: &str,
+    ) -> Result<DeployOutcome, Error> {
         let received = Instant::now();
         if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
@@ -44,6 +50,10 @@ impl Supervisor {
             if self.get(&id).is_ok() {
                 return Err(Error::AlreadyExists(id));
             }
+            // Sockets are bound and directories opened first: a port in
+            // use or a missing directory fails the deploy before any state.
+            let live = super::grants::open_all(self, &spec.grants, granted_by)?;
+            let grant_rows = super::grants::rows(&id, &live);
             // Hashing and fsyncing up to the upload limit is blocking work:
             // let the runtime move its other tasks off this thread meanwhile.
             let artifact = tokio::task::block_in_place(|| self.artifacts.put(&spec.artifact))?;
@@ -74,6 +84,10 @@ impl Supervisor {
                 other => other.into(),
             });
             let prepared = prepare.await.map_err(|e| e.to_string()).and_then(|r| r);
+            let stored = match stored {
+                Ok(()) if !grant_rows.is_empty() => self.store.put_grants(&grant_rows).await.map_err(Error::from),
+                other => other,
+            };
             if let Err(e) = stored {
                 let cgroups: Vec<_> = svc.runtime().instances.iter().map(|i| i.cgroup.clone()).collect();
                 for cg in &cgroups {
@@ -81,6 +95,7 @@ impl Supervisor {
                 }
                 return Err(e);
             }
+            *svc.caps.grants.lock().unwrap_or_else(|p| p.into_inner()) = live;
             self.insert(svc.clone());
             (svc, prepared)
         };

@@ -21,6 +21,12 @@ pub enum EventKind {
     Stopped,
     SeccompDenied,
     Quarantined,
+    /// A request refused for its token (bad, expired, revoked, too narrow).
+    AccessDenied,
+    /// A token or fd grant issued.
+    Granted,
+    /// A token (with its children) or fd grant revoked.
+    Revoked,
 }
 
 impl EventKind {
@@ -39,6 +45,9 @@ impl EventKind {
             EventKind::Stopped => "stopped",
             EventKind::SeccompDenied => "seccomp-denied",
             EventKind::Quarantined => "quarantined",
+            EventKind::AccessDenied => "access-denied",
+            EventKind::Granted => "granted",
+            EventKind::Revoked => "revoked",
         }
     }
 }

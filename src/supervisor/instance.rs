@@ -14,6 +14,7 @@ use crate::profiles::OnViolation;
 use crate::sandbox::cgroup::{CgroupLimits, InstanceCgroup};
 use crate::sandbox::plan::{LaunchPlan, Rlimit};
 use crate::sandbox::sys::{self, WaitStatus};
+use crate::spec::grant::ReadinessKind;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,8 +74,8 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
         let cg = svc.runtime().instances[replica as usize].cgroup.clone();
         let started = Instant::now();
         let ended = match launch(sup, svc, replica, &cg, &mut created).await {
-            Ok(sp) => {
-                let Spawned { pid, pidfd, spawn_us, exit, listener, enforcement } = sp;
+            Ok((sp, ready)) => {
+                let Spawned { pid, pidfd, spawn_us, mut exit, listener, enforcement } = sp;
                 let pidfd = Arc::new(pidfd);
                 svc.update(replica, |i, _| {
                     i.enforcement = enforcement;
@@ -86,8 +87,35 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
                     }
                     _ => None,
                 };
-                on_running(sup, svc, replica, pid, spawn_us, &pidfd, restarting.take());
+                // Running once ready: READY=1, or the granted socket accepts.
+                let readiness = match ready {
+                    None => Some(Ok(())),
+                    Some(wait) => tokio::select! {
+                        r = wait => Some(r),
+                        st = &mut exit => {
+                            // Exited before it was ready: hand the status on.
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            let _ = tx.send(st.unwrap_or(WaitStatus::Signaled(libc::SIGKILL)));
+                            exit = rx;
+                            None
+                        }
+                        _ = stop_rx.wait_for(|s| s.is_some()) => None,
+                    },
+                };
+                match readiness {
+                    Some(Ok(())) => on_running(sup, svc, replica, pid, spawn_us, &pidfd, restarting.take()),
+                    Some(Err(why)) => {
+                        let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+                        svc.update(replica, |i, _| i.launch_error = Some(why.clone()));
+                        let mut ev = Event::new(EventKind::LaunchFailed, svc.id(), replica);
+                        ev.pid = pid;
+                        ev.message = why;
+                        sup.bus.emit(ev);
+                    }
+                    None => {}
+                }
                 let ended = supervise(sup, svc, replica, &cg, pid, &pidfd, exit, &mut stop_rx).await;
+                super::grants::instance_ended(svc, replica);
                 if let Some(d) = denials {
                     d.abort();
                 }
@@ -290,13 +318,16 @@ pub fn prepare_blocking(sup: &Supervisor, svc: &Service) -> Result<(), String> {
         .map_err(|e| format!("step data-dir: {e}"))
 }
 
+/// Resolves when the instance is ready, or with why it is not.
+pub(super) type ReadyWait = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
 async fn launch(
     sup: &Arc<Supervisor>,
     svc: &Arc<Service>,
     replica: u32,
     cg: &InstanceCgroup,
     created: &mut bool,
-) -> Result<Spawned, String> {
+) -> Result<(Spawned, Option<ReadyWait>), String> {
     // Created once per instance task and reused across restarts.
     if !*created {
         // A leftover from a crashed daemon would hold stale processes.
@@ -308,8 +339,15 @@ async fn launch(
         .map_err(|e| format!("step data-dir: {e}"))?;
     let (out_r, out_w) = sys::pipe(0).map_err(|e| format!("step pipes: {e}"))?;
     let (err_r, err_w) = sys::pipe(0).map_err(|e| format!("step pipes: {e}"))?;
-    let plan = plan(sup, svc, replica, cg);
-    let sp = match sup.launcher.spawn(plan, out_w, err_w).await {
+    let passed = super::grants::for_spawn(sup, svc, replica).await?;
+    let notify = match svc.spec.readiness.kind {
+        ReadinessKind::Notify => Some(super::readiness::NotifySocket::bind(sup, svc, replica)?),
+        _ => None,
+    };
+    let mut plan = plan(sup, svc, replica, cg);
+    super::readiness::add_to_plan(&mut plan, &passed, notify.as_ref());
+    let super::grants::Passed { fds, control, .. } = passed;
+    let sp = match sup.launcher.spawn(plan, out_w, err_w, fds).await {
         Ok(sp) => sp,
         Err(e) => {
             return Err(match e {
@@ -321,7 +359,10 @@ async fn launch(
     for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
         tokio::spawn(logs::pump(svc.logs.clone(), sup.bus.clone(), fd, replica, sp.pid, stream));
     }
-    Ok(sp)
+    // The task ends when every process holding the service's end is gone.
+    super::grants::serve_control(sup.clone(), svc.clone(), replica, control)?;
+    let ready = super::readiness::wait(svc, notify);
+    Ok((sp, ready))
 }
 
 /// The service's private data directory: its uid's alone (0700).

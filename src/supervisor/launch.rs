@@ -117,22 +117,11 @@ impl Launcher {
         self.connection().await.map(|_| ())
     }
 
-    /// Sends `plan` with the stdout/stderr write ends; resolves when the
-    /// instance has exec'd or a step failed.
+    /// Sends `plan` with the stdout/stderr write ends and `fds` (one per
+    /// name in `plan.fds`, in order) for the service's fds 3, 4, … (socket
+    /// activation), all in one message; the daemon's copies are closed once
+    /// sent. Resolves when the instance has exec'd or a step failed.
     pub async fn spawn(
-        self: &Arc<Self>,
-        plan: LaunchPlan,
-        stdout: OwnedFd,
-        stderr: OwnedFd,
-    ) -> Result<Spawned, LaunchError> {
-        self.spawn_with_fds(plan, stdout, stderr, Vec::new()).await
-    }
-
-    /// [`Launcher::spawn`], also passing `fds` (one per name in
-    /// `plan.fds`, in order) for the service's fds 3, 4, … (socket
-    /// activation). They go in the same message after stdout and stderr;
-    /// the daemon's copies are closed once sent.
-    pub async fn spawn_with_fds(
         self: &Arc<Self>,
         mut plan: LaunchPlan,
         stdout: OwnedFd,

@@ -10,16 +10,19 @@ pub mod artifacts;
 mod denials;
 mod deploy;
 pub mod events;
+pub mod grants;
 mod instance;
 mod kill;
 pub mod launch;
 pub mod logs;
 pub mod policy;
 mod query;
+mod readiness;
 mod recover;
 pub mod restart;
 pub mod service;
 mod shutdown;
+pub mod tokens;
 
 pub use deploy::DeployOutcome;
 pub use query::{InstanceView, ListFilter, ServiceView};
@@ -64,6 +67,10 @@ pub enum Error {
     Precondition(String),
     #[error("{0}")]
     Exhausted(String),
+    /// Refused for the caller's token; the message names the missing
+    /// permission or the reason (expired, revoked, bad signature).
+    #[error("{0}")]
+    Denied(String),
     #[error("the supervisor is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -99,6 +106,8 @@ pub struct Supervisor {
     /// Serialises deploy/remove so uid allocation and id checks are atomic.
     ops: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
+    /// The signing key, operator token and revocation set.
+    pub tokens: tokens::Authority,
     /// Syscalls denied by every instance's filter since the daemon started.
     pub denials: std::sync::atomic::AtomicU64,
     /// Set to true when the daemon should exit (Shutdown done). Set it with
@@ -123,6 +132,7 @@ impl Supervisor {
         let layout = Layout::detect(&config.cgroup_tag)?;
         layout.prepare()?;
         let artifacts = ArtifactStore::open(&config.state_dir)?;
+        let tokens = tokens::Authority::open(&config.state_dir, &store).await?;
         let launcher = launch::Launcher::new(config.exe.clone());
         launcher.start().await.map_err(|e| Error::Precondition(e.to_string()))?;
         let sup = Arc::new(Supervisor {
@@ -142,6 +152,7 @@ impl Supervisor {
             ops: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             denials: Default::default(),
+            tokens,
             exit: watch::channel(false).0,
         });
         recover::run(&sup).await?;

@@ -127,6 +127,8 @@ pub struct Service {
     pub stop: watch::Sender<Option<StopMode>>,
     /// Number of live instance tasks.
     pub alive: watch::Sender<usize>,
+    /// fd grants, control sockets, pending pushes.
+    pub caps: super::grants::ServiceCaps,
 }
 
 impl Service {
@@ -171,6 +173,7 @@ impl Service {
             changed: Notify::new(),
             stop: watch::channel(None).0,
             alive: watch::channel(0).0,
+            caps: Default::default(),
         }
     }
 

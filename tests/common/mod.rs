@@ -6,16 +6,12 @@
 //! printed reason; with `CI=true` a missing prerequisite fails the test.
 #![allow(dead_code)]
 
-use solo::proto::v1 as pb;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-pub use pb::solo_client::SoloClient;
-pub use tonic::transport::Channel;
 
 /// The `solo` binary cargo built for these tests, or `$SOLO_TEST_BIN` when
 /// set (the qemu harness in `integration/` runs these tests elsewhere).
@@ -228,12 +224,39 @@ impl Daemon {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
-    /// Runs the real CLI against this daemon.
+    /// The operator token the daemon wrote on its first start.
+    pub fn token_file(&self) -> PathBuf {
+        self.state.join("operator.token")
+    }
+
+    pub fn operator_token(&self) -> String {
+        std::fs::read_to_string(self.token_file()).expect("read the operator token").trim().to_owned()
+    }
+
+    /// Runs the real CLI against this daemon, as the operator (the CLI
+    /// finds the token through SOLO_STATE_DIR, as an operator's shell would).
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(solo_bin())
             .arg("--socket")
             .arg(&self.socket)
             .args(args)
+            .env("SOLO_STATE_DIR", &self.state)
+            .env_remove("SOLO_TOKEN")
+            .env_remove("SOLO_TOKEN_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run solo CLI")
+    }
+
+    /// Runs the CLI presenting `token` (through SOLO_TOKEN, as an agent would).
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(solo_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .env("SOLO_TOKEN", token)
+            .env_remove("SOLO_TOKEN_FILE")
+            .env_remove("SOLO_STATE_DIR")
             .stdin(Stdio::null())
             .output()
             .expect("run solo CLI")
@@ -265,8 +288,13 @@ impl Daemon {
     }
 
     /// A real gRPC client on the unix socket.
-    pub async fn client(&self) -> SoloClient<Channel> {
-        solo::cli::connect(&self.socket).await.expect("connect")
+    pub async fn client(&self) -> solo::cli::Client {
+        solo::cli::connect(&self.socket, Some(&self.operator_token())).await.expect("connect")
+    }
+
+    /// A real gRPC client presenting `token` (None: no header at all).
+    pub async fn client_as(&self, token: Option<&str>) -> solo::cli::Client {
+        solo::cli::connect(&self.socket, token).await.expect("connect")
     }
 
     /// SIGTERM and wait (graceful shutdown).

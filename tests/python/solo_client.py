@@ -161,6 +161,33 @@ def proc_alive(pid):
     return state not in ("Z", "X")
 
 
+class Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call."""
+
+    def __init__(self, token):
+        self.header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details):
+        md = list(details.metadata or []) + [self.header]
+        return details._replace(metadata=md)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+
+def check_needs_token(channel, pb, pb_grpc):
+    """Without a token the daemon refuses; with a forged one, too."""
+    stub = pb_grpc.SoloStub(channel)
+    e = rpc_error(stub.List, pb.ListRequest())
+    check(e.code() == grpc.StatusCode.UNAUTHENTICATED, f"List without a token: {e.code()}, want UNAUTHENTICATED")
+    e = rpc_error(stub.List, pb.ListRequest(), metadata=[("authorization", "Bearer solo1.e30.AAAA")])
+    check(e.code() == grpc.StatusCode.PERMISSION_DENIED, f"List with a forged token: {e.code()}, want PERMISSION_DENIED")
+    ok("List without a token: UNAUTHENTICATED; with a forged one: PERMISSION_DENIED")
+
+
 def drive_solo(channel, pb, pb_grpc, program):
     stub = pb_grpc.SoloStub(channel)
     sid = f"py-{secrets.token_hex(4)}"
@@ -249,7 +276,9 @@ def main():
     ap.add_argument("--socket", required=True, help="the daemon's Unix socket")
     ap.add_argument("--program", required=True, help="static ELF test program (the sleeper)")
     ap.add_argument("--out", help="directory for the generated stubs (default: a temp dir)")
+    ap.add_argument("--token-file", required=True, help="the operator token the daemon wrote (STATE_DIR/operator.token)")
     args = ap.parse_args()
+    token = Path(args.token_file).read_text().strip()
 
     with tempfile.TemporaryDirectory(prefix="solo-pystubs-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
@@ -266,7 +295,8 @@ def main():
                 ok(f"connected to {target} with :authority localhost (grpcio {grpc.__version__})")
                 check_health(channel)
                 check_reflection(channel)
-                drive_solo(channel, pb, pb_grpc, args.program)
+                check_needs_token(channel, pb, pb_grpc)
+                drive_solo(grpc.intercept_channel(channel, Bearer(token)), pb, pb_grpc, args.program)
         except CheckFailed as e:
             print(f"FAIL {e}", file=sys.stderr, flush=True)
             return 1

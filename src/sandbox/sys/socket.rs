@@ -24,6 +24,15 @@ pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
     Ok((owned(fds[0]), owned(fds[1])))
 }
 
+/// A connected `AF_UNIX` `SOCK_STREAM` pair, close-on-exec (a channel
+/// between two services).
+pub fn stream_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    check_int(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
 /// Forces the socket's send and receive buffers (root only), so one
 /// launch plan with a large environment fits in one datagram.
 pub fn force_socket_buffers(fd: &OwnedFd, bytes: i32) -> Result<(), Errno> {
@@ -142,4 +151,25 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>
         }
         Ok((n, fds))
     }
+}
+
+/// How many connections wait in a listening TCP socket's accept queue
+/// (`tcp_info.tcpi_unacked` of a socket in LISTEN state).
+pub fn accept_backlog(fd: RawFd) -> Result<u32, Errno> {
+    // SAFETY: tcp_info is plain data; zeroed is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` has room for `len` bytes; the kernel writes at most that.
+    check_int(unsafe {
+        libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut libc::tcp_info).cast(), &mut len)
+    })?;
+    Ok(info.tcpi_unacked)
+}
+
+/// The address a socket is bound to.
+pub fn local_addr(fd: RawFd) -> Result<std::net::SocketAddr, Errno> {
+    // SAFETY: a borrowed descriptor we do not close: ManuallyDrop keeps the
+    // std type from closing it.
+    let s = std::mem::ManuallyDrop::new(unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    s.local_addr().map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EINVAL)))
 }
