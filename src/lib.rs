@@ -32,8 +32,11 @@
 //!   never on the supervisor, the store or the daemon.
 //! - [`daemon`]: `solo serve` (flags, start-up checks, signals).
 //! - [`profiles`]: embedded sandbox profiles.
+//! - [`auth`]: signed, attenuable tokens (pure library: key file, format,
+//!   verification, authorization); imports only [`sandbox::sys`] (geteuid).
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod daemon;
 pub mod launcher;
