@@ -106,6 +106,11 @@ fn module_import_rules_hold() {
     for (file, m) in imports("launcher") {
         assert!(matches!(m.as_str(), "sandbox" | "launcher"), "{file}: launcher may not import crate::{m}");
     }
+    // auth is a pure library under the api, the store and the cli: it may
+    // use the syscall layer (geteuid) and nothing of the daemon.
+    for (file, m) in imports("auth") {
+        assert!(matches!(m.as_str(), "auth" | "sandbox"), "{file}: auth may not import crate::{m}");
+    }
 }
 
 #[test]

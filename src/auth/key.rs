@@ -71,7 +71,10 @@ impl Key {
         // Two tries: if another process creates the file between our failed
         // open and our O_EXCL create, the second open reads its key.
         for _ in 0..2 {
-            match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
+            // O_NONBLOCK: opening a FIFO planted at the path must not hang
+            // start-up; the type check below then refuses it.
+            let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+            match OpenOptions::new().read(true).custom_flags(flags).open(path) {
                 Ok(f) => return read_key(path, f),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => match create_key(path) {
                     Ok(key) => return Ok(key),
@@ -151,6 +154,7 @@ fn create_key(path: &Path) -> Result<Key, KeyError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
@@ -191,6 +195,8 @@ mod tests {
         let link = dir.path().join("link.key");
         std::os::unix::fs::symlink(&path, &link).unwrap();
         let err = Key::load_or_create(&link).unwrap_err();
+        assert!(matches!(err, KeyError::NotRegular { .. }), "{err}");
+        let err = Key::load_or_create(dir.path()).unwrap_err();
         assert!(matches!(err, KeyError::NotRegular { .. }), "{err}");
     }
 }

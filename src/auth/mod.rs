@@ -22,6 +22,7 @@ mod resource;
 mod token;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests;
 
 pub use key::{Key, KeyError, KEY_LEN};

@@ -179,6 +179,7 @@ pub fn resource_narrows(child: &str, parent: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests {
     use super::*;
     use proptest::prelude::*;
