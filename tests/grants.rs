@@ -72,6 +72,9 @@ fn http_service_without_network_serves_on_a_granted_socket_and_loses_no_connecti
     deploy_httpd(&d, "web", port, &["--ready", "tcp:http", "--restart", "always", "--backoff-ms", "50", "--wait"]);
     let st = d.status("web");
     assert_eq!(st["service"]["state"], "SERVICE_STATE_RUNNING", "{st}");
+    assert_eq!(st["service"]["grants"][0]["name"], "http", "{st}");
+    assert_eq!(st["service"]["grants"][0]["spec"], format!("listen:tcp:127.0.0.1:{port}"), "{st}");
+    assert!(d.ok(&["status", "web"]).contains("grants:    solo-control (fd 3), http=listen:tcp:127.0.0.1:"));
     let body = get(port).expect("GET");
     assert!(body.starts_with("HTTP/1.0 200 OK") && body.contains("hello from web.0"), "{body}");
     // The service's own network namespace has no route out: the socket

@@ -59,6 +59,12 @@ const ATTEMPTS: &[(&str, [&str; 5])] = &[
     ("state-db",              all("denied ENOENT")),
     ("daemon-socket-open",    all("denied ENOENT")),
     ("daemon-socket-connect", sock("denied ENOENT")),
+    // The control socket gives nothing that was not granted: no channel to
+    // another service, no outbound TCP, not with a forged token either
+    // (strict has no socket calls at all: its filter kills the asking).
+    ("control-service",       sock("denied refused")),
+    ("control-tcp",           sock("denied refused")),
+    ("control-forged-token",  sock("denied refused")),
     ("other-data-read",       all("denied ENOENT")),
     ("other-data-write",      all("denied ENOENT")),
     // Positive control: its own /data is writable.
@@ -325,6 +331,7 @@ fn run_probe(profile: &str) -> ProbeRun {
         format!("state={}", d.state.display()),
         format!("socket={}", d.socket.display()),
         format!("other-data={}", victim_data.display()),
+        "other-service=victim".to_owned(),
         format!("other-pid={victim_pid}"),
         format!("daemon-pid={}", d.pid()),
         format!("tcp={tcp_addr}"),

@@ -58,14 +58,21 @@ fn deploy_runs_in_own_cgroup_as_own_uid() {
     // sleeper installs a SIGTERM handler itself, which shows in SigCgt).
     assert!(field("SigBlk:").ends_with("0000000000000000"), "{}", field("SigBlk:"));
     assert!(field("SigIgn:").ends_with("0000000000000000"), "{}", field("SigIgn:"));
-    // Only fds 0, 1, 2.
+    // Only fds 0, 1, 2 and 3, its control socket (socket activation names it).
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fd dir")
         .map(|e| e.expect("fd").file_name().to_string_lossy().into_owned())
         .collect();
     let mut fds = fds;
     fds.sort();
-    assert_eq!(fds, vec!["0", "1", "2"]);
+    assert_eq!(fds, vec!["0", "1", "2", "3"]);
+    let fd3 = std::fs::read_link(format!("/proc/{pid}/fd/3")).expect("fd 3");
+    assert!(fd3.to_string_lossy().starts_with("socket:"), "{fd3:?}");
+    let env = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    let env = String::from_utf8_lossy(&env);
+    for want in ["LISTEN_FDS=1", "LISTEN_FDNAMES=solo-control", "LISTEN_PID=1"] {
+        assert!(env.split('\0').any(|v| v == want), "{want} not in {env:?}");
+    }
     // In every cgroup Status names, and the limits are written there.
     let inst = instance0(&st);
     let cgs = cgroup_paths(&inst);

@@ -182,11 +182,43 @@ async fn grpc_rejects_bad_requests_and_keeps_state() {
     let e = c.watch(pb::WatchRequest { tail: 1_000_000, ..Default::default() }).await.expect_err("tail");
     assert_eq!(e.code(), Code::InvalidArgument);
     let e = c.update(pb::UpdateRequest::default()).await.expect_err("update");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("spec.id"), "{}", e.message());
+    let good = pb::UpdateRequest { spec: Some(spec("good", tiny.clone())), ..Default::default() };
+    let e = c.update(good).await.expect_err("update");
     assert_eq!(e.code(), Code::Unimplemented);
     let e = c.grant_capability(pb::GrantCapabilityRequest::default()).await.expect_err("grant");
-    assert_eq!(e.code(), Code::Unimplemented);
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("what"), "{}", e.message());
     let e = c.revoke_capability(pb::RevokeCapabilityRequest::default()).await.expect_err("revoke");
-    assert_eq!(e.code(), Code::Unimplemented);
+    assert_eq!(e.code(), Code::InvalidArgument);
+    for (id, field) in [("nope", "grant_id"), ("Bad/x", "grant_id")] {
+        let r = pb::RevokeCapabilityRequest { what: Some(pb::revoke_capability_request::What::GrantId(id.into())) };
+        let e = c.revoke_capability(r).await.expect_err("bad grant id");
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().contains(field), "{}", e.message());
+    }
+    let r =
+        pb::RevokeCapabilityRequest { what: Some(pb::revoke_capability_request::What::GrantId("good/none".into())) };
+    assert_eq!(c.revoke_capability(r).await.expect_err("no such grant").code(), Code::NotFound);
+    let r = pb::GrantCapabilityRequest {
+        service: "good".into(),
+        what: Some(pb::grant_capability_request::What::Fd(pb::Grant {
+            spec: "dir:/proc:ro".into(),
+            name: String::new(),
+        })),
+    };
+    let e = c.grant_capability(r).await.expect_err("bad fd grant");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("fd.spec"), "{}", e.message());
+    let r = pb::GrantCapabilityRequest {
+        service: "ghost".into(),
+        what: Some(pb::grant_capability_request::What::Fd(pb::Grant {
+            spec: "service:good".into(),
+            name: String::new(),
+        })),
+    };
+    assert_eq!(c.grant_capability(r).await.expect_err("no such service").code(), Code::NotFound);
     let e = c.shutdown(pb::ShutdownRequest { timeout_ms: u32::MAX }).await.expect_err("shutdown timeout");
     assert_eq!(e.code(), Code::InvalidArgument);
 

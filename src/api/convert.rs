@@ -197,6 +197,8 @@ pub fn service(v: &ServiceView) -> pb::ServiceStatus {
         failure_reason: v.failure.clone().unwrap_or_default(),
         labels: s.labels.clone().into_iter().collect(),
         uid: v.uid,
+        grants: v.grants.iter().map(|(name, spec)| pb::Grant { spec: spec.clone(), name: name.clone() }).collect(),
+        readiness: Some(readiness(&s.readiness)),
     }
 }
 
@@ -267,4 +269,14 @@ pub fn lagged(n: u64) -> pb::WatchEvent {
             ..Default::default()
         })),
     }
+}
+
+fn readiness(r: &crate::spec::grant::Readiness) -> pb::Readiness {
+    use crate::spec::grant::ReadinessKind;
+    let (kind, tcp_grant) = match &r.kind {
+        ReadinessKind::None => (pb::ReadinessKind::None, String::new()),
+        ReadinessKind::Notify => (pb::ReadinessKind::Notify, String::new()),
+        ReadinessKind::Tcp { grant } => (pb::ReadinessKind::Tcp, grant.clone()),
+    };
+    pb::Readiness { kind: kind as i32, startup_timeout_ms: r.startup_timeout_ms, tcp_grant }
 }

@@ -154,6 +154,20 @@ pub fn status(s: &pb::ServiceStatus) -> String {
     out.push_str(&format!("artifact:  {} sha256:{}\n", s.artifact_kind, s.artifact_sha256));
     out.push_str(&format!("profile:   {} sha256:{}\n", s.profile, s.profile_sha256));
     out.push_str(&format!("uid/gid:   {}\n", s.uid));
+    if !s.grants.is_empty() {
+        let g: Vec<String> = s.grants.iter().map(|g| format!("{}={}", g.name, g.spec)).collect();
+        out.push_str(&format!("grants:    solo-control (fd 3), {}\n", g.join(", ")));
+    }
+    if let Some(r) = &s.readiness {
+        let kind = match pb::ReadinessKind::try_from(r.kind) {
+            Ok(pb::ReadinessKind::Notify) => "notify (READY=1 on $NOTIFY_SOCKET)".to_owned(),
+            Ok(pb::ReadinessKind::Tcp) => format!("tcp (grant {} accepts)", r.tcp_grant),
+            _ => String::new(),
+        };
+        if !kind.is_empty() {
+            out.push_str(&format!("ready:     {kind}, within {} ms\n", r.startup_timeout_ms));
+        }
+    }
     let cpu_max = if l.cpu_max_millicores == 0 { "unlimited".to_owned() } else { format!("{}m", l.cpu_max_millicores) };
     out.push_str(&format!(
         "limits:    memory {}  cpu weight {}  cpu max {}  pids {}  open files {}\n",

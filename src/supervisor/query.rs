@@ -44,6 +44,8 @@ pub struct ServiceView {
     pub failure: Option<String>,
     pub uid: u32,
     pub profile_sha256: String,
+    /// Grants held now: (name, spec).
+    pub grants: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -119,6 +121,7 @@ impl Supervisor {
             failure,
             uid: svc.uid,
             profile_sha256: self.profile_sha256(&svc.spec.profile),
+            grants: svc.caps.names(),
         }
     }
 

@@ -19,6 +19,7 @@
  * Arguments are key=value words (no leading dashes, so they pass through
  * `solo deploy --arg` unchanged):
  *   state=DIR socket=PATH other-data=DIR other-pid=N daemon-pid=N
+ *   other-service=ID (a service it holds no grant to; asked for over solo-control)
  *   tcp=IPv4:PORT (a listener on the host) abstract=NAME (a host abstract
  *   unix socket) tmp-cap-mib=N (stop filling /tmp after N MiB)
  *   die-on=ptrace|mount|unshare   call that syscall in the MAIN process
@@ -75,7 +76,7 @@
 
 /* ------------------------------------------------------------ arguments */
 
-static const char *arg_state, *arg_socket, *arg_other_data, *arg_tcp, *arg_abstract, *arg_die_on;
+static const char *arg_state, *arg_socket, *arg_other_data, *arg_tcp, *arg_abstract, *arg_die_on, *arg_other_service;
 static long arg_other_pid, arg_daemon_pid;
 static long arg_tmp_cap_mib = 128;
 static char **g_envp;
@@ -335,6 +336,47 @@ static void a_socket_connect(void) {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof a.sun_path, "%s", arg_socket);
     must_fail(connect(s, (struct sockaddr *)&a, sizeof a), "connect(daemon socket)");
+}
+
+/* Asks the control socket (fd 3, solo-control) for something it was not
+ * granted; the supervisor must answer with a refusal and no descriptor. */
+static void control_ask(const char *req) {
+    const char *names = getenv("LISTEN_FDNAMES");
+    if (!names || strncmp(names, "solo-control", 12) != 0) { escaped("no solo-control at fd 3 (%s)", names ? names : "unset"); return; }
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(3, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (send(3, req, strlen(req), 0) < 0) { denied(errno); return; }
+    char buf[4096], cbuf[CMSG_SPACE(sizeof(int) * 4)];
+    struct iovec iov = {buf, sizeof buf - 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    ssize_t n = recvmsg(3, &m, MSG_CMSG_CLOEXEC);
+    if (n < 0) { denied(errno); return; }
+    buf[n] = 0;
+    if (CMSG_FIRSTHDR(&m) || strstr(buf, "\"ok\":true")) { escaped("control socket answered %s", buf); return; }
+    denied_detail("refused");
+}
+
+static void a_control_service(void) {
+    if (!arg_other_service) { denied_detail("skipped (no other-service=)"); return; }
+    char req[256];
+    snprintf(req, sizeof req, "{\"op\":\"connect\",\"service\":\"%s\"}", arg_other_service);
+    control_ask(req);
+}
+
+static void a_control_tcp(void) {
+    if (!arg_tcp) { denied_detail("skipped (no tcp=)"); return; }
+    char req[256];
+    snprintf(req, sizeof req, "{\"op\":\"connect\",\"tcp\":\"%s\"}", arg_tcp);
+    control_ask(req);
+}
+
+static void a_control_forged(void) {
+    if (!arg_other_service) { denied_detail("skipped (no other-service=)"); return; }
+    char req[512];
+    snprintf(req, sizeof req,
+             "{\"op\":\"connect\",\"service\":\"%s\",\"token\":\"solo1.eyJpZCI6IjAwIn0.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+             arg_other_service);
+    control_ask(req);
 }
 
 static void a_other_data_read(void) {
@@ -910,10 +952,13 @@ static int die_on(const char *what) {
 
 int main(int argc, char **argv, char **envp) {
     g_envp = envp;
-    /* Before anything opens a descriptor: is anything beyond 0-2 open?
-     * (CVE-2024-21626: a leaked directory fd of the host.) */
-    int leaked[16], nleaked = 0;
-    for (int fd = 3; fd < 4096 && nleaked < 16; fd++)
+    /* Before anything opens a descriptor: is anything open beyond 0-2 and
+     * the descriptors passed by socket activation (LISTEN_FDS, for this
+     * pid)? (CVE-2024-21626: a leaked directory fd of the host.) */
+    int leaked[16], nleaked = 0, passed = 0;
+    const char *lpid = getenv("LISTEN_PID"), *lfds = getenv("LISTEN_FDS");
+    if (lpid && lfds && atoi(lpid) == getpid()) passed = atoi(lfds);
+    for (int fd = 3 + passed; fd < 4096 && nleaked < 16; fd++)
         if (fcntl(fd, F_GETFD) != -1) leaked[nleaked++] = fd;
 
     for (int i = 1; i < argc; i++) {
@@ -927,6 +972,7 @@ int main(int argc, char **argv, char **envp) {
         if (!strncmp(a, "state=", 6)) arg_state = a + 6;
         else if (!strncmp(a, "socket=", 7)) arg_socket = a + 7;
         else if (!strncmp(a, "other-data=", 11)) arg_other_data = a + 11;
+        else if (!strncmp(a, "other-service=", 14)) arg_other_service = a + 14;
         else if (!strncmp(a, "other-pid=", 10)) arg_other_pid = atol(a + 10);
         else if (!strncmp(a, "daemon-pid=", 11)) arg_daemon_pid = atol(a + 11);
         else if (!strncmp(a, "tcp=", 4)) arg_tcp = a + 4;
@@ -1015,6 +1061,9 @@ int main(int argc, char **argv, char **envp) {
     attempt("state-db", a_state_db);
     attempt("daemon-socket-open", a_socket_open);
     attempt("daemon-socket-connect", a_socket_connect);
+    attempt("control-service", a_control_service);
+    attempt("control-tcp", a_control_tcp);
+    attempt("control-forged-token", a_control_forged);
     attempt("other-data-read", a_other_data_read);
     attempt("other-data-write", a_other_data_write);
     attempt("own-data-write", a_own_data_write);
