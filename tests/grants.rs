@@ -46,10 +46,32 @@ fn logs(d: &Daemon, id: &str) -> String {
 }
 
 fn wait_log(d: &Daemon, id: &str, needle: &str) -> String {
-    wait_for(&format!("'{needle}' in the logs of {id}"), T, || {
+    let deadline = std::time::Instant::now() + T;
+    loop {
         let l = logs(d, id);
-        l.contains(needle).then_some(l)
-    })
+        if l.contains(needle) {
+            return l;
+        }
+        assert!(std::time::Instant::now() < deadline, "no '{needle}' in the logs of {id} after {T:?}:\n{l}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A host TCP server answering each line with "echo: <line>"; its port.
+fn echo_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("echo");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = c.try_clone().expect("clone");
+                let mut line = String::new();
+                let _ = BufReader::new(c).read_line(&mut line);
+                let _ = w.write_all(format!("echo: {line}").as_bytes());
+            });
+        }
+    });
+    port
 }
 
 fn deploy_httpd(d: &Daemon, id: &str, port: u16, extra: &[&str]) {
@@ -143,6 +165,17 @@ fn readiness_gates_deploy_wait() {
     deploy_httpd(&d, "notified", free_port(), &["--ready", "notify", "--wait"]);
     assert!(logs(&d, "notified").contains("sent READY=1"));
     assert_eq!(d.status("notified")["service"]["state"], "SERVICE_STATE_RUNNING");
+    // A listening Unix socket works the same way.
+    let sock = d.dir.path().join("web.sock");
+    let grant = format!("http=listen:unix:{}", sock.display());
+    let script = service_script("httpd.py");
+    d.ok(&["deploy", "unixweb", "--script", &script, "--interpreter", "python3", "--grant", &grant, "--wait"]);
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("connect to the granted unix socket");
+    s.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    assert!(body.contains("hello from unixweb.0"), "{body}");
     // Never ready (the socket is granted under another name, so it exits;
     // a sleeper would do too): --wait fails, naming the timeout.
     let script = service_script("peer.py");
@@ -184,17 +217,7 @@ fn services_reach_each_other_only_through_grants() {
     }
     // A host TCP echo server that the no-network service may reach only
     // through the supervisor, with a token allowing it.
-    let echo = TcpListener::bind("127.0.0.1:0").expect("echo");
-    let echo_port = echo.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for c in echo.incoming().flatten() {
-            let mut w = c.try_clone().expect("clone");
-            let mut line = String::new();
-            let _ = BufReader::new(c).read_line(&mut line);
-            let _ = w.write_all(format!("echo: {line}").as_bytes());
-        }
-    });
-    let target = format!("127.0.0.1:{echo_port}");
+    let target = format!("127.0.0.1:{}", echo_server());
     let out = d.ok(&[
         "--json",
         "token",
@@ -212,6 +235,8 @@ fn services_reach_each_other_only_through_grants() {
     let (token, token_id) = (v["token"].as_str().expect("token"), v["tokenId"].as_str().expect("id"));
     let env_token = format!("PEER_TOKEN={token}");
     let env_tcp = format!("PEER_TCP={target}");
+    // A second server, granted at deploy (so the first stays ungranted).
+    let echo_grant = format!("echo=connect:tcp:127.0.0.1:{}", echo_server());
     d.ok(&[
         "deploy",
         "a",
@@ -225,6 +250,8 @@ fn services_reach_each_other_only_through_grants() {
         "b",
         "--grant",
         "service:b",
+        "--grant",
+        &echo_grant,
         "--env",
         "PEER_TRY=c,b",
         "--env",
@@ -237,6 +264,8 @@ fn services_reach_each_other_only_through_grants() {
     ]);
     let l = wait_log(&d, "a", "done");
     assert!(l.contains("reply: pong from b: ping"), "A reaches B over its granted fd:\n{l}");
+    assert!(l.contains("fds: b:echo:solo-control"), "{l}");
+    assert!(l.contains("granted tcp reply: echo: via grant"), "a connect:tcp grant at deploy:\n{l}");
     assert!(l.contains("connect c: ok=False fd=False error=service:c is not granted"), "A cannot reach C:\n{l}");
     assert!(l.contains("connect b: ok=True fd=True"), "a second channel to B on request:\n{l}");
     assert!(l.contains("tcp without token: ok=False"), "{l}");

@@ -49,6 +49,11 @@ else:
     with socket.socket(fileno=fds[sys.argv[2]]) as s:
         s.sendall(b"ping\n")
         print(f"reply: {s.makefile('r').readline().strip()}", flush=True)
+    if "echo" in fds:
+        # A connect:tcp grant: the supervisor connected before the start.
+        with socket.socket(fileno=fds["echo"]) as s:
+            s.sendall(b"via grant\n")
+            print(f"granted tcp reply: {s.makefile('r').readline().strip()}", flush=True)
     for other in filter(None, os.environ.get("PEER_TRY", "").split(",")):
         reply, fd = ask({"op": "connect", "service": other})
         print(f"connect {other}: ok={reply['ok']} fd={fd is not None} error={reply.get('error', '')}", flush=True)
