@@ -171,10 +171,14 @@ fn every_bad_token_is_refused_with_its_reason_and_recorded() {
     // An agent cannot revoke what was not issued beneath it; nobody revokes the operator token.
     let (stranger, stranger_id) = issue(&d, &["--subject", "b", "--perm", "status"]);
     refused(&d, &agent, &["token", "revoke", &stranger_id], "not issued beneath");
+    let o = d.cli_as(&agent, &["--json", "token", "issue", "--subject", "sub", "--perm", "grant,status"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let sub_agent = v["token"].as_str().expect("token").to_owned();
+    refused(&d, &sub_agent, &["token", "revoke", &agent_id], "not issued beneath");
     let op_id = solo::auth::Token::parse(&operator).expect("parse").id().to_owned();
     assert!(d.fails(&["token", "revoke", &op_id]).contains("cannot be revoked"));
     let out = d.ok(&["token", "revoke", &agent_id]);
-    assert!(out.contains("revoked 2"), "agent + its issued child: {out}");
+    assert!(out.contains("revoked 3"), "agent + its two issued children: {out}");
     refused(&d, &agent, &["status", "agent-a-web"], "revoked");
     refused(&d, &grandchild, &["status", "agent-a-web"], "revoked");
     refused(&d, &child, &["status", "agent-a-web"], "revoked");
@@ -289,4 +293,57 @@ async fn grpc_calls_need_a_token_and_system_services_need_system() {
     assert!(e.message().contains("token_id"), "{}", e.message());
     // The operator still reaches the system service.
     op.status(pb::StatusRequest { id: "core".into() }).await.expect("operator sees system services");
+
+    // An agent that may deploy and grant, but not `system`: no host paths,
+    // no privileged ports, no system services even in lists.
+    let r = op
+        .grant_capability(pb::GrantCapabilityRequest {
+            service: String::new(),
+            what: Some(pb::grant_capability_request::What::Token(pb::TokenGrant {
+                permissions: vec!["deploy".into(), "grant".into(), "status".into()],
+                resource: "*".into(),
+                ttl_seconds: 600,
+                subject: "agent-g".into(),
+            })),
+        })
+        .await
+        .expect("issue")
+        .into_inner();
+    let mut granter = d.client_as(Some(&r.token)).await;
+    let listed = granter.list(pb::ListRequest::default()).await.expect("list").into_inner();
+    let ids: Vec<&str> = listed.services.iter().map(|s| s.id.as_str()).collect();
+    assert!(ids.contains(&"app") && !ids.contains(&"core"), "{ids:?}");
+    let sock = d.dir.path().join("agent.sock");
+    for (g, why) in [
+        ("dir:/srv:ro".to_owned(), "a host path"),
+        (format!("listen:unix:{}", sock.display()), "a host path"),
+        ("listen:tcp:127.0.0.1:80".to_owned(), "a privileged port"),
+    ] {
+        let mut s = spec("grabby", pb::Tier::User);
+        s.grants = vec![pb::Grant { spec: g.clone(), name: String::new() }];
+        let e = granter.deploy(pb::DeployRequest { spec: Some(s), wait: true }).await.expect_err("host grant");
+        assert_eq!(e.code(), Code::PermissionDenied, "{g}: {}", e.message());
+        assert!(e.message().contains(why) && e.message().contains("'system'"), "{g}: {}", e.message());
+    }
+    // An unprivileged port is the agent's to ask for.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut s = spec("fine", pb::Tier::User);
+    s.grants = vec![pb::Grant { spec: format!("listen:tcp:127.0.0.1:{port}"), name: "http".into() }];
+    granter.deploy(pb::DeployRequest { spec: Some(s), wait: true }).await.expect("unprivileged listen grant");
+    // The same port again, or an existing file as a unix socket: refused, nothing created.
+    let mut s = spec("twice", pb::Tier::User);
+    s.grants = vec![pb::Grant { spec: format!("listen:tcp:127.0.0.1:{port}"), name: "http".into() }];
+    let e = op.deploy(pb::DeployRequest { spec: Some(s), wait: true }).await.expect_err("port in use");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("spec.grants[0]") && e.message().contains("in use"), "{}", e.message());
+    std::fs::write(&sock, b"not a socket").expect("file");
+    let mut s = spec("clobber", pb::Tier::User);
+    s.grants = vec![pb::Grant { spec: format!("listen:unix:{}", sock.display()), name: "u".into() }];
+    let e = op.deploy(pb::DeployRequest { spec: Some(s), wait: true }).await.expect_err("existing path");
+    assert!(e.message().contains("exists"), "{}", e.message());
+    assert_eq!(std::fs::read(&sock).expect("file kept"), b"not a socket");
+    for id in ["twice", "clobber", "grabby"] {
+        let e = op.status(pb::StatusRequest { id: id.into() }).await.expect_err("not created");
+        assert_eq!(e.code(), Code::NotFound);
+    }
 }

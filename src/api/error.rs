@@ -12,7 +12,7 @@ impl From<Error> for Status {
                 FieldErrorKind::TooLarge => Code::ResourceExhausted,
                 FieldErrorKind::Unimplemented => Code::Unimplemented,
             },
-            Error::NotFound(_) => Code::NotFound,
+            Error::NotFound(_) | Error::NoSuch(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::Precondition(_) | Error::Cgroup(_) => Code::FailedPrecondition,
             Error::Exhausted(_) => Code::ResourceExhausted,

@@ -38,7 +38,14 @@ impl Solo for Api {
         let spec = req.spec.ok_or_else(|| Status::invalid_argument("spec: is required"))?;
         let spec = self.sup.validator.service(convert::raw_spec(spec)).map_err(crate::supervisor::Error::from)?;
         self.sup.authorize("Deploy", &caller, Perm::Deploy, spec.id.as_str(), Some(spec.tier))?;
-        crate::supervisor::grants::authorize_grants(&self.sup, "Deploy", &caller, spec.id.as_str(), &spec.grants)?;
+        crate::supervisor::grants::authorize_grants(
+            &self.sup,
+            "Deploy",
+            &caller,
+            spec.id.as_str(),
+            &spec.grants,
+            "spec.grants",
+        )?;
         let out = self.sup.deploy(spec, req.wait, caller.id()).await?;
         Ok(Response::new(pb::DeployResponse {
             id: out.id,
@@ -73,7 +80,7 @@ impl Solo for Api {
             .sup
             .list(&filter)
             .iter()
-            .filter(|v| Supervisor::covers(&caller, v.spec.id.as_str()))
+            .filter(|v| self.sup.visible(&caller, v.spec.id.as_str(), Some(v.spec.tier)))
             .map(convert::service)
             .collect();
         Ok(Response::new(pb::ListResponse { services }))

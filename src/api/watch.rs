@@ -24,7 +24,7 @@ pub fn stream(sup: Arc<Supervisor>, r: pb::WatchRequest, caller: Arc<Token>) -> 
                 sup.list(&Default::default())
                     .into_iter()
                     .map(|v| v.spec.id.to_string())
-                    .filter(|id| Supervisor::covers(&caller, id))
+                    .filter(|id| sup.visible(&caller, id, None))
                     .collect()
             } else {
                 vec![r.id.clone()]
@@ -44,7 +44,7 @@ pub fn stream(sup: Arc<Supervisor>, r: pb::WatchRequest, caller: Arc<Token>) -> 
         }
         // Supervisor-wide events (service "") only for a token over everything.
         let all = Supervisor::covers_all(&caller);
-        let visible = |service: &str| if service.is_empty() { all } else { Supervisor::covers(&caller, service) };
+        let visible = |service: &str| if service.is_empty() { all } else { sup.visible(&caller, service, None) };
         let mut exit = sup.exit.subscribe();
         loop {
             let item = tokio::select! {

@@ -152,8 +152,8 @@ pub struct DeployArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum GrantCommand {
-    /// Grant SPEC to SERVICE: held from now on, pushed to its running
-    /// instances on solo-control, and in LISTEN_FDS of every later start.
+    /// Grant SPEC to SERVICE: held from now on, pushed to one running
+    /// instance on solo-control, and in LISTEN_FDS of every later start.
     Add {
         service: String,
         /// dir:PATH:ro|rw, listen:tcp:ADDR:PORT, listen:unix:PATH, service:ID, connect:tcp:HOST:PORT.

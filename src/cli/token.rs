@@ -36,7 +36,7 @@ pub enum TokenCommand {
         /// Lifetime, e.g. 90s, 30m, 12h, 7d [default: 1h; never beyond your token's].
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<u64>,
-        /// Issue it to this service (it presents it on its control socket).
+        /// For this service: the subject defaults to service:ID. Solo does not deliver it; hand it over yourself (e.g. deploy --env).
         #[arg(long, value_name = "ID")]
         service: Option<String>,
     },

@@ -34,6 +34,19 @@ pub struct GrantRow {
     pub created_at_ms: i64,
 }
 
+/// Writes grant rows inside the caller's transaction.
+pub(super) fn insert_grants(tx: &rusqlite::Transaction<'_>, rows: &[GrantRow]) -> Result<(), StoreError> {
+    for r in rows {
+        tx.execute(
+            "INSERT OR REPLACE INTO grants (service_id, name, spec, token_id, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![r.service_id, r.name, r.spec, r.token_id, r.created_at_ms],
+        )
+        .map_err(q("record grant"))?;
+    }
+    Ok(())
+}
+
 impl Store {
     pub async fn insert_token(&self, row: &TokenRow) -> Result<(), StoreError> {
         let r = row.clone();
@@ -145,14 +158,7 @@ impl Store {
         self.writer
             .exec(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
-                for r in &rows {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO grants (service_id, name, spec, token_id, created_at_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![r.service_id, r.name, r.spec, r.token_id, r.created_at_ms],
-                    )
-                    .map_err(q("record grant"))?;
-                }
+                insert_grants(&tx, &rows)?;
                 tx.commit().map_err(q("commit"))
             })
             .await

@@ -106,9 +106,10 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Inserts a new service and its revision 1 in one transaction.
-    pub async fn insert_service(&self, row: &ServiceRow) -> Result<(), StoreError> {
+    /// Inserts a new service, its revision 1 and its grants in one transaction.
+    pub async fn insert_service(&self, row: &ServiceRow, grants: &[GrantRow]) -> Result<(), StoreError> {
         let row = row.clone();
+        let grants = grants.to_vec();
         self.writer.exec(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
             let exists: Option<String> = tx
@@ -128,6 +129,7 @@ impl Store {
                 params![row.id, row.revision as i64, row.spec_json, row.artifact_json, row.created_at_ms],
             )
             .map_err(q("insert revision"))?;
+            caps::insert_grants(&tx, &grants)?;
             tx.commit().map_err(q("commit"))
         })
         .await
@@ -286,8 +288,8 @@ mod tests {
     async fn services_round_trip_and_conflict() {
         let d = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&d.path().join("solo.db")).expect("open");
-        s.insert_service(&row("a", 61184)).await.expect("insert");
-        assert!(matches!(s.insert_service(&row("a", 61185)).await, Err(StoreError::Exists(_))));
+        s.insert_service(&row("a", 61184), &[]).await.expect("insert");
+        assert!(matches!(s.insert_service(&row("a", 61185), &[]).await, Err(StoreError::Exists(_))));
         s.set_desired("a", Desired::Stopped).await.expect("desired");
         s.set_failure("a", "too many restarts").await.expect("failure");
         let all = s.services().expect("list");
@@ -304,7 +306,7 @@ mod tests {
         let p = d.path().join("solo.db");
         {
             let s = Store::open(&p).expect("open");
-            s.insert_service(&row("b", 61190)).await.expect("insert");
+            s.insert_service(&row("b", 61190), &[]).await.expect("insert");
             let seq = s.append_event(&EventRow {
                 at_ms: 5,
                 service: "b".into(),
@@ -358,7 +360,7 @@ mod tests {
             }
         });
         for i in 0..100 {
-            s.insert_service(&row(&format!("s{i}"), 61184 + i)).await.expect("insert while the writer commits");
+            s.insert_service(&row(&format!("s{i}"), 61184 + i), &[]).await.expect("insert while the writer commits");
             s.set_desired(&format!("s{i}"), Desired::Stopped).await.expect("update while the writer commits");
         }
         stop.store(true, Ordering::Relaxed);

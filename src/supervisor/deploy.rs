@@ -52,7 +52,7 @@ impl Supervisor {
             }
             // Sockets are bound and directories opened first: a port in
             // use or a missing directory fails the deploy before any state.
-            let live = super::grants::open_all(self, &spec.grants, granted_by)?;
+            let live = super::grants::open_all(self, &spec.grants, granted_by, |i| format!("spec.grants[{i}]"))?;
             let grant_rows = super::grants::rows(&id, &live);
             // Hashing and fsyncing up to the upload limit is blocking work:
             // let the runtime move its other tasks off this thread meanwhile.
@@ -79,15 +79,11 @@ impl Supervisor {
                 move || instance::prepare_blocking(&sup, &svc)
             });
             // Desired state first: a crash from here on still brings it up.
-            let stored = self.store.insert_service(&row).await.map_err(|e| match e {
+            let stored = self.store.insert_service(&row, &grant_rows).await.map_err(|e| match e {
                 crate::store::StoreError::Exists(id) => Error::AlreadyExists(id),
                 other => other.into(),
             });
             let prepared = prepare.await.map_err(|e| e.to_string()).and_then(|r| r);
-            let stored = match stored {
-                Ok(()) if !grant_rows.is_empty() => self.store.put_grants(&grant_rows).await.map_err(Error::from),
-                other => other,
-            };
             if let Err(e) = stored {
                 let cgroups: Vec<_> = svc.runtime().instances.iter().map(|i| i.cgroup.clone()).collect();
                 for cg in &cgroups {

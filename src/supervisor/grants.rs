@@ -67,8 +67,8 @@ impl ServiceCaps {
         lock(&self.grants).iter().map(|l| (l.spec.name.clone(), l.spec.kind.to_string())).collect()
     }
 
-    /// Sends `p` to one running instance, or keeps it for the next.
-    fn push(&self, p: Push) {
+    /// Sends `p` to one running instance, or (`queue`) keeps it for the next.
+    fn push(&self, p: Push, queue: bool) {
         let senders: Vec<mpsc::Sender<Push>> = lock(&self.controls).iter().map(|(_, s)| s.clone()).collect();
         let mut p = p;
         for s in senders {
@@ -78,7 +78,7 @@ impl ServiceCaps {
             }
         }
         let mut q = lock(&self.pending);
-        if q.len() < 64 {
+        if queue && q.len() < 32 {
             q.push(p);
         }
     }
@@ -89,8 +89,10 @@ fn touches(path: &Path, dir: &Path) -> bool {
     path.starts_with(dir) || dir.starts_with(path)
 }
 
-/// Opens what a grant names (on the host, as the daemon).
-pub fn open(sup: &Supervisor, g: &GrantSpec) -> Result<Option<OwnedFd>, String> {
+/// Opens what a grant names (on the host, as the daemon). `reopen`: the
+/// grant was opened by an earlier run of the daemon, so a socket file left
+/// at a `listen:unix` path is its own and may be replaced.
+pub fn open(sup: &Supervisor, g: &GrantSpec, reopen: bool) -> Result<Option<OwnedFd>, String> {
     match &g.kind {
         GrantKind::Dir { path, .. } => {
             let real = std::fs::canonicalize(path).map_err(|e| format!("dir {path}: {e}"))?;
@@ -118,12 +120,18 @@ pub fn open(sup: &Supervisor, g: &GrantSpec) -> Result<Option<OwnedFd>, String> 
         }
         GrantKind::ListenUnix { path } => {
             use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-            // A socket file left by an earlier run is replaced; anything else is refused.
+            for own in [&sup.config.state_dir, &sup.config.runtime_dir] {
+                if touches(Path::new(path), own) {
+                    return Err(format!("listen:unix:{path}: lies in the supervisor's own {}", own.display()));
+                }
+            }
+            // Only the daemon's own socket from an earlier run is replaced:
+            // a new grant never removes a file (another program's socket).
             if let Ok(m) = std::fs::symlink_metadata(path) {
-                if m.file_type().is_socket() {
+                if reopen && m.file_type().is_socket() {
                     let _ = std::fs::remove_file(path);
                 } else {
-                    return Err(format!("listen:unix:{path}: exists and is not a socket"));
+                    return Err(format!("listen:unix:{path}: exists (remove it first if it is stale)"));
                 }
             }
             let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("listen:unix:{path}: {e}"))?;
@@ -149,6 +157,7 @@ pub fn authorize_grants(
     caller: &Token,
     service: &str,
     grants: &[GrantSpec],
+    field: &str,
 ) -> Result<(), Error> {
     if grants.is_empty() {
         return Ok(());
@@ -156,6 +165,15 @@ pub fn authorize_grants(
     sup.authorize(rpc, caller, Perm::Grant, service, None)?;
     for g in grants {
         match &g.kind {
+            // Host paths and privileged ports are the host's to hand out:
+            // a directory of the host, a socket file anywhere on it, a port
+            // below 1024 (ssh, http, …) need the operator's `system`.
+            GrantKind::Dir { .. } | GrantKind::ListenUnix { .. } => {
+                need_system(sup, rpc, caller, service, g, "a host path")?
+            }
+            GrantKind::ListenTcp { addr } if addr.port() != 0 && addr.port() < 1024 => {
+                need_system(sup, rpc, caller, service, g, "a privileged port")?
+            }
             GrantKind::ConnectTcp { host, port } => {
                 auth::authorize(caller.claims(), Perm::Connect, &tcp_resource(host, *port)).map_err(|why| {
                     sup.record_denied(rpc, service, Some(caller.id()), &why);
@@ -163,13 +181,13 @@ pub fn authorize_grants(
                 })?
             }
             GrantKind::Service { id } => {
+                sup.authorize(rpc, caller, Perm::Grant, id, None)?;
                 if sup.get(id).is_err() {
                     return Err(Error::Invalid(FieldError::invalid(
-                        format!("grant {}", g.name),
+                        field,
                         format!("service:{id}: no such service (deploy it before the services that connect to it)"),
                     )));
                 }
-                sup.authorize(rpc, caller, Perm::Grant, id, None)?
             }
             _ => {}
         }
@@ -177,13 +195,33 @@ pub fn authorize_grants(
     Ok(())
 }
 
+fn need_system(
+    sup: &Supervisor,
+    rpc: &str,
+    caller: &Token,
+    service: &str,
+    g: &GrantSpec,
+    what: &str,
+) -> Result<(), Error> {
+    auth::authorize(caller.claims(), Perm::System, &super::tokens::service_resource(service)).map_err(|why| {
+        sup.record_denied(rpc, service, Some(caller.id()), &why);
+        Error::Denied(format!("grant '{}' ({}) gives {what}: {why}", g.name, g.kind))
+    })
+}
+
 /// Opens a new service's grants (before anything is committed).
-pub fn open_all(sup: &Supervisor, grants: &[GrantSpec], token_id: &str) -> Result<Vec<Live>, Error> {
+/// `field(i)` names grant `i` in errors (`spec.grants[i]`, `fd.spec`).
+pub fn open_all(
+    sup: &Supervisor,
+    grants: &[GrantSpec],
+    token_id: &str,
+    field: impl Fn(usize) -> String,
+) -> Result<Vec<Live>, Error> {
     grants
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            let fd = open(sup, g).map_err(|e| Error::Invalid(FieldError::invalid(format!("spec.grants[{i}]"), e)))?;
+            let fd = open(sup, g, false).map_err(|e| Error::Invalid(FieldError::invalid(field(i), e)))?;
             Ok(Live { spec: g.clone(), fd: fd.map(Arc::new), token_id: token_id.to_owned() })
         })
         .collect()
@@ -246,7 +284,7 @@ pub async fn for_spawn(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) 
 fn channel(sup: &Supervisor, from: &str, replica: u32, to: &str) -> Result<OwnedFd, String> {
     let target = sup.get(to).map_err(|_| format!("service {to} does not exist"))?;
     let (mine, theirs) = sys::stream_pair().map_err(|e| format!("socketpair: {e}"))?;
-    target.caps.push(Push { msg: json!({"event": "connection", "from": from, "replica": replica}), fd: theirs });
+    target.caps.push(Push { msg: json!({"event": "connection", "from": from, "replica": replica}), fd: theirs }, true);
     Ok(mine)
 }
 
@@ -430,19 +468,29 @@ impl Supervisor {
     /// running instances, and passed to every later spawn.
     pub async fn grant_fd(&self, caller: &Token, service: &str, spec: &str, name: &str) -> Result<String, Error> {
         let g = grant::parse("fd.spec", spec, name).map_err(Error::Invalid)?;
+        // Permission first: a caller without it learns nothing, not even
+        // whether the service exists.
+        authorize_grants(self, "GrantCapability", caller, service, std::slice::from_ref(&g), "fd.spec")?;
         let svc = self.get(service)?;
-        authorize_grants(self, "GrantCapability", caller, service, std::slice::from_ref(&g))?;
         if lock(&svc.caps.grants).iter().any(|l| l.spec.name == g.name) {
-            return Err(Error::AlreadyExists(format!("{service}/{} (revoke it first)", g.name)));
+            return Err(Error::Invalid(FieldError::invalid(
+                "fd.name",
+                format!(
+                    "service {service} already holds a grant named '{}' (revoke {service}/{} first)",
+                    g.name, g.name
+                ),
+            )));
         }
         if lock(&svc.caps.grants).len() >= grant::MAX_GRANTS {
             return Err(Error::Exhausted(format!("service {service} already holds {} grants", grant::MAX_GRANTS)));
         }
-        let mut live = open_all(self, std::slice::from_ref(&g), caller.id())?;
+        let mut live = open_all(self, std::slice::from_ref(&g), caller.id(), |_| "fd.spec".to_owned())?;
         self.store.put_grants(&rows(service, &live)).await?;
         let l = live.pop().ok_or_else(|| Error::Internal("no grant opened".into()))?;
         if let Some(fd) = l.fd.as_ref().and_then(|f| f.try_clone().ok()) {
-            svc.caps.push(Push { msg: json!({"event": "grant", "name": g.name, "spec": g.kind.to_string()}), fd });
+            // To a running instance only: the next start passes it anyway.
+            svc.caps
+                .push(Push { msg: json!({"event": "grant", "name": g.name, "spec": g.kind.to_string()}), fd }, false);
         }
         lock(&svc.caps.grants).push(l);
         let id = format!("{service}/{}", g.name);
@@ -464,8 +512,8 @@ impl Supervisor {
         };
         let (service, name) = grant_id.split_once('/').ok_or_else(bad)?;
         crate::spec::validate_service_id(service).map_err(|_| bad())?;
-        let svc = self.get(service)?;
         self.authorize("RevokeCapability", caller, Perm::Grant, service, None)?;
+        let svc = self.get(service)?;
         let removed = {
             let mut g = lock(&svc.caps.grants);
             let before = g.len();
@@ -473,7 +521,7 @@ impl Supervisor {
             before - g.len()
         };
         if removed == 0 {
-            return Err(Error::NotFound(format!("grant {grant_id}")));
+            return Err(Error::NoSuch(format!("service {service} holds no grant named '{name}'")));
         }
         self.store.delete_grants(service, Some(name)).await?;
         let killed = self.kill_holders(&svc, |_| true);

@@ -61,6 +61,9 @@ pub enum Error {
     Invalid(#[from] FieldError),
     #[error("service '{0}' not found")]
     NotFound(String),
+    /// Something other than a service was not found; the message says what.
+    #[error("{0}")]
+    NoSuch(String),
     #[error("service '{0}' already exists (kill it with --remove first, or pick another id)")]
     AlreadyExists(String),
     #[error("{0}")]

@@ -68,7 +68,7 @@ fn reopen_grants(sup: &Supervisor, svc: &super::service::Service, rows: Vec<crat
     for r in rows {
         let opened = crate::spec::grant::parse("grant", &r.spec, &r.name)
             .map_err(|e| e.to_string())
-            .and_then(|g| super::grants::open(sup, &g).map(|fd| (g, fd)));
+            .and_then(|g| super::grants::open(sup, &g, true).map(|fd| (g, fd)));
         match opened {
             Ok((spec, fd)) => live.push(super::grants::Live { spec, fd: fd.map(Arc::new), token_id: r.token_id }),
             Err(e) => {

@@ -31,6 +31,8 @@ pub struct Authority {
     pub operator_id: String,
     /// Requests refused for a bad, expired, revoked or too narrow token.
     pub denials: AtomicU64,
+    /// When a refusal without a usable token was last recorded as an event.
+    last_anonymous_ms: std::sync::atomic::AtomicI64,
 }
 
 /// What an API caller asks to be issued.
@@ -84,6 +86,7 @@ impl Authority {
             revoked: RwLock::new(revoked),
             operator_id: operator.id().to_owned(),
             denials: AtomicU64::new(0),
+            last_anonymous_ms: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
         })
     }
 
@@ -133,7 +136,29 @@ impl Supervisor {
     /// Records a refused request: a counter, a tracing line and an
     /// `access-denied` event (on the service when there is one). Only ids.
     pub fn record_denied(&self, rpc: &str, service: &str, token_id: Option<&str>, why: &Denied) {
-        self.tokens.denials.fetch_add(1, Ordering::Relaxed);
+        let total = self.tokens.denials.fetch_add(1, Ordering::Relaxed) + 1;
+        if token_id.is_none() {
+            // Requests without a usable token cost the sender nothing: at
+            // most one event a second for them, with the running count, so
+            // they cannot fill the event store.
+            let now = super::events::now_ms();
+            let last = self.tokens.last_anonymous_ms.load(Ordering::Relaxed);
+            if now - last < 1000
+                || self
+                    .tokens
+                    .last_anonymous_ms
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                tracing::debug!(rpc, reason = %why, "request without a valid token refused");
+                return;
+            }
+            let mut e = Event::new(EventKind::AccessDenied, service, 0);
+            e.message = format!("no valid token: {why} ({total} refusals of any kind since start)");
+            self.bus.emit(e);
+            tracing::warn!(rpc, reason = %why, "request without a valid token refused");
+            return;
+        }
         let who = token_id.map_or_else(|| "no valid token".to_owned(), |id| format!("token {id}"));
         tracing::warn!(rpc, service, token = token_id.unwrap_or(""), reason = %why, "request refused");
         let mut e = Event::new(EventKind::AccessDenied, service, 0);
@@ -185,9 +210,13 @@ impl Supervisor {
         Err(Error::Denied(why.to_string()))
     }
 
-    /// Does `caller`'s resource cover service `id` (for filtering lists)?
-    pub fn covers(caller: &Token, id: &str) -> bool {
-        auth::resource_matches(&caller.claims().resource, &service_resource(id))
+    /// May `caller` see service `id` in lists and watches of everything:
+    /// its resource covers it, and a `system`-tier one needs `system`.
+    pub fn visible(&self, caller: &Token, id: &str, tier: Option<Tier>) -> bool {
+        let c = caller.claims();
+        let tier = tier.or_else(|| self.get(id).ok().map(|s| s.spec.tier));
+        auth::resource_matches(&c.resource, &service_resource(id))
+            && (tier != Some(Tier::System) || c.perms.contains(Perm::System))
     }
 
     /// Issues a child of `caller`'s token: never wider than it.
@@ -221,12 +250,12 @@ impl Supervisor {
         let exp = if parent_exp != 0 && exp > parent_exp { parent_exp } else { exp };
         let r =
             Restriction { subject: Some(subject), resource: Some(resource), perms: Some(perms), expires_at: Some(exp) };
-        let t = auth::attenuate(caller, r, now).map_err(|why| {
-            self.record_denied("GrantCapability", &req.service, Some(caller.id()), &why);
-            match why {
-                Denied::Widened { .. } => Error::Denied(format!("cannot issue a token wider than your own: {why}")),
-                other => Error::Invalid(crate::spec::FieldError::invalid("token", other.to_string())),
+        let t = auth::attenuate(caller, r, now).map_err(|why| match why {
+            Denied::Widened { .. } => {
+                self.record_denied("GrantCapability", &req.service, Some(caller.id()), &why);
+                Error::Denied(format!("cannot issue a token wider than your own: {why}"))
             }
+            other => Error::Invalid(crate::spec::FieldError::invalid("token", other.to_string())),
         })?;
         self.store.insert_token(&row(&t, caller.id())).await?;
         let mut e = Event::new(EventKind::Granted, &req.service, 0);
@@ -288,7 +317,8 @@ impl Supervisor {
 
     /// Is `id` the caller's own token, or issued (through the API) beneath it?
     fn descends_from(&self, id: &str, caller: &Token) -> Result<bool, Error> {
-        if caller.chain().iter().any(|c| c.id == id) {
+        // Its own token, never an ancestor's: a child cannot revoke its parent.
+        if caller.id() == id {
             return Ok(true);
         }
         let mut cur = id.to_owned();
