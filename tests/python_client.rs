@@ -2,10 +2,9 @@
 //! grpcio stubs from `proto/` at test time and exercises health, reflection,
 //! Deploy, Status, List, error codes and Kill against a real `solo serve`.
 //!
-//! The Python environment is a venv at `target/py-venv`, created once with
-//! `$PYTHON` (default `python3`) and reused; `tests/python/requirements.txt`
-//! is installed into it whenever it changes. If the venv or the install cannot
-//! be made (no python3, no PyPI), the test prints
+//! The Python environment is the shared venv of [`common::python_env`]
+//! (`target/py-venv`, `tests/python/requirements.txt`). If it cannot be
+//! made (no python3, no PyPI), the test prints
 //! `SKIPPED python_client: <reason>`, or fails with `CI=true`.
 
 mod common;
@@ -18,48 +17,6 @@ const TEST: &str = "python_client";
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs a setup command; Err carries its output when it fails.
-fn run_setup(what: &str, cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{what}: cannot run {cmd:?}: {e}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
-}
-
-/// Creates (or reuses) the venv and installs the pinned requirements into it.
-/// Returns the venv's python.
-fn python_env() -> Result<PathBuf, String> {
-    let root = manifest_dir();
-    let venv = root.join("target/py-venv");
-    let python = venv.join("bin/python");
-    let requirements = root.join("tests/python/requirements.txt");
-    let wanted =
-        std::fs::read_to_string(&requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
-
-    if !python.exists() {
-        let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        run_setup("creating the venv", Command::new(&base).arg("-m").arg("venv").arg(&venv))?;
-    }
-    // The requirements last installed successfully; pip runs only when they change.
-    let stamp = venv.join(".solo-requirements.txt");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        run_setup(
-            "pip install -r tests/python/requirements.txt",
-            Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(&requirements),
-        )?;
-        std::fs::write(&stamp, &wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
-    }
-    Ok(python)
 }
 
 /// Runs the client script with a time limit; returns (success, stdout, stderr).
@@ -103,7 +60,7 @@ fn python_grpcio_client_drives_solo() {
     if !common::require_root(TEST) {
         return;
     }
-    let python = match python_env() {
+    let python = match common::python_env() {
         Ok(p) => p,
         Err(reason) => {
             if common::in_ci() {

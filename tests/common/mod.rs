@@ -410,3 +410,48 @@ pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> Option<std::process
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs a setup command; Err carries its output when it fails.
+fn run_setup(what: &str, cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{what}: cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// The tests' Python environment: a venv at `target/py-venv`, created once
+/// with `$PYTHON` (default `python3`) and reused, with the pinned
+/// `tests/python/requirements.txt` installed into it whenever that file
+/// changes. Returns the venv's python. Err names why it cannot be made (no
+/// python3, no PyPI); callers skip with that reason, or fail under CI.
+pub fn python_env() -> Result<PathBuf, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target/py-venv");
+    let python = venv.join("bin/python");
+    let requirements = root.join("tests/python/requirements.txt");
+    let wanted =
+        std::fs::read_to_string(&requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+
+    if !python.exists() {
+        let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        run_setup("creating the venv", Command::new(&base).arg("-m").arg("venv").arg(&venv))?;
+    }
+    // The requirements last installed successfully; pip runs only when they change.
+    let stamp = venv.join(".solo-requirements.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run_setup(
+            "pip install -r tests/python/requirements.txt",
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&requirements),
+        )?;
+        std::fs::write(&stamp, &wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    }
+    Ok(python)
+}
