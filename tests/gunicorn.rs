@@ -168,6 +168,10 @@ fn gunicorn_with_two_workers_serves_on_a_granted_socket_and_comes_back_after_sig
         &http,
         "--grant",
         &dir,
+        // gunicorn takes every activated descriptor as a listener: announce
+        // only the listening sockets (solo-control and the directory follow,
+        // named in SOLO_FDNAMES).
+        "--listen-only",
         "--ready",
         "notify",
         "--restart",
@@ -182,7 +186,10 @@ fn gunicorn_with_two_workers_serves_on_a_granted_socket_and_comes_back_after_sig
 
     assert_served(port, "first instance");
     let l = logs(&d);
-    assert!(l.contains("solo passed: ['solo-control', 'http', 'dir-site-packages'], LISTEN_PID=1, my pid 1"), "{l}");
+    assert!(
+        l.contains("LISTEN_FDS=1 LISTEN_FDNAMES=http LISTEN_PID=1 my pid 1; SOLO_FDNAMES=solo-control:dir-site-packages from fd 4"),
+        "{l}"
+    );
     assert!(l.contains("[INFO] Starting gunicorn 27.0.1"), "{l}");
     // No `bind` is configured (gunicorn's default would be 127.0.0.1:8000)
     // and the `default` profile has no network: this is the socket the

@@ -949,6 +949,7 @@ mod grants {
             cwd: "/".into(),
             confine,
             fds: fds.iter().map(|s| (*s).to_owned()).collect(),
+            listen_fds: None,
         }
     }
 

@@ -270,6 +270,7 @@ fn spawn_in(
         cwd: "/".into(),
         confine,
         fds: Vec::new(),
+        listen_fds: None,
     };
     let t = Instant::now();
     let bytes = serde_json::to_vec(&Request { id: i as u64, plan })?;

@@ -64,6 +64,7 @@ pub fn raw_spec(s: pb::ServiceSpec) -> RawSpec {
         startup_timeout_ms: readiness.startup_timeout_ms,
         tcp_grant: readiness.tcp_grant,
         grants: s.grants.into_iter().map(|g| (g.spec, g.name)).collect(),
+        listen_only: s.socket_activation == pb::SocketActivation::ListenOnly as i32,
     }
 }
 

@@ -284,6 +284,11 @@ fn deploy_request(a: DeployArgs) -> anyhow::Result<pb::DeployRequest> {
             } as i32,
             readiness: readiness_arg(a.ready.as_deref(), a.startup_timeout)?,
             grants: a.grants.iter().map(|g| grant_arg(g)).collect(),
+            socket_activation: if a.listen_only {
+                pb::SocketActivation::ListenOnly as i32
+            } else {
+                pb::SocketActivation::All as i32
+            },
             shutdown_timeout_ms: a.shutdown_timeout_ms.unwrap_or(0),
             labels: pairs("--label", &a.labels)?,
         }),

@@ -142,6 +142,11 @@ pub struct DeployArgs {
     /// When an instance counts as ready: notify (READY=1 on $NOTIFY_SOCKET) or tcp:NAME (a listen:tcp grant accepts).
     #[arg(long, value_name = "KIND")]
     pub ready: Option<String>,
+    /// Announce only the listening sockets in LISTEN_FDS (for programs such as gunicorn that
+    /// take every activated descriptor as a listener); solo-control and the other grants
+    /// follow, named in SOLO_FDNAMES from fd SOLO_FDS_START.
+    #[arg(long)]
+    pub listen_only: bool,
     /// How long an instance has to become ready, in milliseconds (default 30000).
     #[arg(long, value_name = "MS")]
     pub startup_timeout: Option<u32>,

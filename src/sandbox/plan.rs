@@ -51,6 +51,12 @@ pub struct LaunchPlan {
     /// [`fd_name_valid`].
     #[serde(default)]
     pub fds: Vec<String>,
+    /// `Some(k)`: only the first `k` of `fds` are announced in `LISTEN_FDS`
+    /// and `LISTEN_FDNAMES` (the listening sockets, for programs that take
+    /// every activated descriptor as one); the rest follow at fd 3+k and are
+    /// named in `SOLO_FDNAMES`, starting at `SOLO_FDS_START`.
+    #[serde(default)]
+    pub listen_fds: Option<u32>,
 }
 
 /// Whether `name` may be a `LISTEN_FDNAMES` entry (systemd's rule): 1 to
@@ -88,6 +94,13 @@ impl LaunchPlan {
     /// bad place. The launcher runs it before anything is opened (step
     /// `prepare`, `EINVAL`); the daemon may run it before sending.
     pub fn check(&self) -> Result<(), String> {
+        if self.listen_fds.is_some_and(|k| k as usize > self.fds.len()) {
+            return Err(format!(
+                "listen_fds {:?} is more than the {} descriptors passed",
+                self.listen_fds,
+                self.fds.len()
+            ));
+        }
         if self.fds.len() > MAX_PASSED_FDS {
             return Err(format!("{} descriptors to pass, at most {MAX_PASSED_FDS}", self.fds.len()));
         }
@@ -339,6 +352,7 @@ mod tests {
             cwd: "/".into(),
             confine: Confinement { fs: Some(fs), ..Default::default() },
             fds,
+            listen_fds: None,
         }
     }
 

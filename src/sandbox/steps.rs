@@ -207,7 +207,8 @@ const LISTEN_PID_LEN: usize = LISTEN_PID.len() + 10 + 1;
 /// Environment names of socket activation: the launcher sets them (only
 /// with passed descriptors) and drops them from the plan's `env`, so a
 /// deployer cannot fake them.
-pub const LISTEN_ENV: &[&str] = &["LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "LISTEN_PIDFDID"];
+pub const LISTEN_ENV: &[&str] =
+    &["LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "LISTEN_PIDFDID", "SOLO_FDNAMES", "SOLO_FDS_START"];
 
 /// What the child needs, ready to use without allocating.
 pub struct Prepared {
@@ -288,11 +289,18 @@ pub fn prepare(
             .map(|a| sys::cstring(a))
             .collect(),
     )?;
-    let listen_pid = if passed.is_empty() {
+    // Announced by socket activation: all, or the first `listen_fds`; the
+    // rest are named in SOLO_FDNAMES from SOLO_FDS_START.
+    let announced = plan.listen_fds.map_or(passed.len(), |k| (k as usize).min(passed.len()));
+    if announced < passed.len() {
+        env.push(prep(sys::cstring(&format!("SOLO_FDS_START={}", 3 + announced)))?);
+        env.push(prep(sys::cstring(&format!("SOLO_FDNAMES={}", plan.fds[announced..].join(":"))))?);
+    }
+    let listen_pid = if announced == 0 {
         None
     } else {
-        env.push(prep(sys::cstring(&format!("LISTEN_FDS={}", passed.len())))?);
-        env.push(prep(sys::cstring(&format!("LISTEN_FDNAMES={}", plan.fds.join(":"))))?);
+        env.push(prep(sys::cstring(&format!("LISTEN_FDS={announced}")))?);
+        env.push(prep(sys::cstring(&format!("LISTEN_FDNAMES={}", plan.fds[..announced].join(":"))))?);
         let buf: Box<[Cell<u8>]> =
             (0..LISTEN_PID_LEN).map(|i| Cell::new(LISTEN_PID.get(i).copied().unwrap_or(0))).collect();
         Some(buf)

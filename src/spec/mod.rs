@@ -228,6 +228,9 @@ pub struct ServiceSpec {
     pub grants: Vec<grant::GrantSpec>,
     #[serde(default)]
     pub readiness: grant::Readiness,
+    /// Announce only listening sockets in `LISTEN_FDS` (see the proto).
+    #[serde(default)]
+    pub listen_only: bool,
 }
 
 impl ServiceSpec {

@@ -111,6 +111,7 @@ pub struct RawSpec {
     pub tcp_grant: String,
     /// fd grants: (spec, name).
     pub grants: Vec<(String, String)>,
+    pub listen_only: bool,
 }
 
 /// What the daemon is configured to accept.
@@ -183,6 +184,7 @@ impl Validator {
             labels,
             grants,
             readiness,
+            listen_only: raw.listen_only,
         })
     }
 

@@ -248,6 +248,8 @@ pub struct Passed {
     pub control: OwnedFd,
     /// Granted directories: (path, writable).
     pub dirs: Vec<(String, bool)>,
+    /// With listen-only activation: how many (the first) are listening sockets.
+    pub listen: Option<u32>,
 }
 
 /// Assembles a spawn's descriptors. A `service:` grant makes a fresh
@@ -255,28 +257,59 @@ pub struct Passed {
 /// `connect:` grant connects now.
 pub async fn for_spawn(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) -> Result<Passed, String> {
     let (control, theirs) = sys::seqpacket_pair().map_err(|e| format!("step control socket: {e}"))?;
-    let mut p = Passed { names: vec![CONTROL_NAME.to_owned()], fds: vec![theirs], control, dirs: Vec::new() };
-    let planned: Vec<(GrantSpec, Option<Arc<OwnedFd>>)> =
+    let mut p = Passed { names: vec![], fds: vec![], control, dirs: Vec::new(), listen: None };
+    let mut planned: Vec<(GrantSpec, Option<Arc<OwnedFd>>)> =
         lock(&svc.caps.grants).iter().map(|l| (l.spec.clone(), l.fd.clone())).collect();
+    let is_listen = |g: &GrantSpec| matches!(g.kind, GrantKind::ListenTcp { .. } | GrantKind::ListenUnix { .. });
+    if svc.spec.listen_only {
+        // Listening sockets first (announced), the rest after solo-control.
+        planned.sort_by_key(|(g, _)| !is_listen(g));
+        let n = planned.iter().filter(|(g, _)| is_listen(g)).count();
+        p.listen = Some(n as u32);
+        let rest = planned.split_off(n);
+        for (g, fd) in planned {
+            push_grant(sup, svc, replica, &mut p, g, fd).await?;
+        }
+        p.names.push(CONTROL_NAME.to_owned());
+        p.fds.push(theirs);
+        for (g, fd) in rest {
+            push_grant(sup, svc, replica, &mut p, g, fd).await?;
+        }
+        return Ok(p);
+    }
+    p.names.push(CONTROL_NAME.to_owned());
+    p.fds.push(theirs);
     for (g, fd) in planned {
-        let fd = match (&g.kind, fd) {
-            (GrantKind::Dir { path, writable }, Some(fd)) => {
-                p.dirs.push((path.clone(), *writable));
-                fd.try_clone().map_err(|e| format!("grant {}: {e}", g.name))?
-            }
-            (_, Some(fd)) => fd.try_clone().map_err(|e| format!("grant {}: {e}", g.name))?,
-            (GrantKind::Service { id }, None) => {
-                channel(sup, svc.id(), replica, id).map_err(|e| format!("grant {}: {e}", g.name))?
-            }
-            (GrantKind::ConnectTcp { host, port }, None) => {
-                connect_tcp(host, *port).await.map_err(|e| format!("grant {}: {e}", g.name))?
-            }
-            (_, None) => return Err(format!("grant {}: its descriptor was not opened", g.name)),
-        };
-        p.names.push(g.name.clone());
-        p.fds.push(fd);
+        push_grant(sup, svc, replica, &mut p, g, fd).await?;
     }
     Ok(p)
+}
+
+async fn push_grant(
+    sup: &Supervisor,
+    svc: &Service,
+    replica: u32,
+    p: &mut Passed,
+    g: GrantSpec,
+    fd: Option<Arc<OwnedFd>>,
+) -> Result<(), String> {
+    let fd = match (&g.kind, fd) {
+        (GrantKind::Dir { path, writable }, Some(fd)) => {
+            p.dirs.push((path.clone(), *writable));
+            fd.try_clone().map_err(|e| format!("grant {}: {e}", g.name))?
+        }
+        (_, Some(fd)) => fd.try_clone().map_err(|e| format!("grant {}: {e}", g.name))?,
+        (GrantKind::Service { id }, None) => {
+            channel(sup, svc.id(), replica, id).map_err(|e| format!("grant {}: {e}", g.name))?
+        }
+        (GrantKind::ConnectTcp { host, port }, None) => {
+            connect_tcp(host, *port).await.map_err(|e| format!("grant {}: {e}", g.name))?
+        }
+        (_, None) => return Err(format!("grant {}: its descriptor was not opened", g.name)),
+    };
+    p.names.push(g.name);
+    p.fds.push(fd);
+    Ok(())
 }
 
 /// A connected stream pair from `from` to service `to`: one end for the

@@ -450,6 +450,7 @@ fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> L
         cwd: sup.config.service_cwd.clone(),
         confine,
         fds: Vec::new(),
+        listen_fds: None,
     }
 }
 

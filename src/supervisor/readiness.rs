@@ -60,6 +60,7 @@ impl Drop for NotifySocket {
 /// into the plan.
 pub fn add_to_plan(plan: &mut LaunchPlan, passed: &Passed, notify: Option<&NotifySocket>) {
     plan.fds = passed.names.clone();
+    plan.listen_fds = passed.listen;
     let mut binds: Vec<Bind> =
         passed.dirs.iter().map(|(p, w)| Bind { host: p.clone(), at: p.clone(), writable: *w }).collect();
     if let Some(n) = notify {

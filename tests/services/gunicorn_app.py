@@ -2,47 +2,32 @@
 # (systemd socket activation), started programmatically through gunicorn's
 # documented "custom application" API (a BaseApplication subclass).
 #
-#   gunicorn_app.py SITE_PACKAGES [NAME...]
+#   gunicorn_app.py SITE_PACKAGES
 #
 # SITE_PACKAGES is the venv's site-packages, granted `dir:...:ro` (the view
-# has no other copy of gunicorn); NAME... are the LISTEN_FDNAMES entries
-# gunicorn is to serve on (default: http).
+# has no other copy of gunicorn).
 #
-# Why this file does anything to the descriptors before gunicorn runs:
-# gunicorn's systemd support (gunicorn/systemd.py listen_fds(), then
+# Nothing is done to the descriptors: the service is deployed with
+# `--listen-only` (spec.socket_activation = LISTEN_ONLY), because gunicorn's
+# systemd support (gunicorn/systemd.py listen_fds(), then
 # sock.create_sockets) takes *every* descriptor 3 .. 3+LISTEN_FDS-1 as a
-# listening socket and ignores LISTEN_FDNAMES. Solo's LISTEN_FDS always
-# includes `solo-control` (a connected SOCK_SEQPACKET socket, fd 3) and one
-# O_PATH descriptor per `dir:` grant; gunicorn calls listen() on the
-# former and fails with EINVAL ("OSError: [Errno 22] Invalid argument" in
-# sock.py set_options), so unmodified gunicorn cannot start under Solo.
-# So, as a socket-activation launcher would, this narrows the activation
-# to the named sockets: they move down to fd 3.., LISTEN_FDS and
-# LISTEN_FDNAMES shrink to them, and the other descriptors stay open above
-# (close-on-exec, not announced). LISTEN_PID is left as Solo set it (the
-# pid this process has in its pid namespace, 1), and from there gunicorn's
-# own code does all of the activation: the LISTEN_PID check, adopting the
-# inherited listening socket without binding, and logging "Listening at".
+# listening socket and ignores LISTEN_FDNAMES. In that mode Solo announces
+# only the listening sockets in LISTEN_FDS/LISTEN_FDNAMES; solo-control and
+# the directory grant follow, named in SOLO_FDNAMES from SOLO_FDS_START.
+# From there gunicorn's own code does all of the activation: the LISTEN_PID
+# check, adopting the inherited listening socket without binding, logging
+# "Listening at", and READY=1 on $NOTIFY_SOCKET.
 import os, sys
 
 sys.path.insert(0, sys.argv[1])
 from gunicorn.app.base import BaseApplication  # noqa: E402
 
-wanted = sys.argv[2:] or ["http"]
-names = os.environ.get("LISTEN_FDNAMES", "").split(":")[: int(os.environ.get("LISTEN_FDS", "0"))]
-print(f"solo passed: {names}, LISTEN_PID={os.environ.get('LISTEN_PID')}, my pid {os.getpid()}", flush=True)
-missing = [n for n in wanted if n not in names]
-if missing:
-    sys.exit(f"no socket named {', '.join(missing)} in LISTEN_FDNAMES")
-# Copies first (above every passed fd, close-on-exec), then the originals go.
-saved = {name: os.dup(3 + i) for i, name in enumerate(names)}
-for i in range(len(names)):
-    os.close(3 + i)
-for i, name in enumerate(wanted):
-    os.dup2(saved.pop(name), 3 + i, inheritable=True)
-os.environ["LISTEN_FDS"] = str(len(wanted))
-os.environ["LISTEN_FDNAMES"] = ":".join(wanted)
-print(f"gunicorn gets: {wanted} (kept aside: {sorted(saved)})", flush=True)
+print(
+    f"LISTEN_FDS={os.environ.get('LISTEN_FDS')} LISTEN_FDNAMES={os.environ.get('LISTEN_FDNAMES')} "
+    f"LISTEN_PID={os.environ.get('LISTEN_PID')} my pid {os.getpid()}; "
+    f"SOLO_FDNAMES={os.environ.get('SOLO_FDNAMES')} from fd {os.environ.get('SOLO_FDS_START')}",
+    flush=True,
+)
 
 
 def app(environ, start_response):
