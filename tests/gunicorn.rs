@@ -146,6 +146,22 @@ fn gunicorn_with_two_workers_serves_on_a_granted_socket_and_comes_back_after_sig
         Ok(s) => s,
         Err(reason) => return skip_or_fail(&format!("Python environment unavailable: {reason}")),
     };
+    // A checkout under /tmp puts the venv there, and nothing under /tmp can
+    // be granted (the view's /tmp is its own): then serve a copy of the
+    // package from /var/tmp instead.
+    let _copy;
+    let site = if site.starts_with("/tmp") {
+        let dir = tempfile::Builder::new().prefix("solo-gunicorn-site-").tempdir_in("/var/tmp").expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let ok =
+            Command::new("cp").arg("-r").arg(site.join("gunicorn")).arg(dir.path()).status().is_ok_and(|s| s.success());
+        assert!(ok, "copy gunicorn to {}", dir.path().display());
+        let path = std::fs::canonicalize(dir.path()).expect("real path");
+        _copy = dir;
+        path
+    } else {
+        site
+    };
     let site = site.to_str().expect("utf-8 site-packages path").to_owned();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/services/gunicorn_app.py");
     let script = script.to_str().expect("utf-8 path");

@@ -899,8 +899,10 @@ mod grants {
     /// `/tmp` cannot be granted) and traversable by root only: the view
     /// shows a granted directory, not its host ancestors.
     fn workdir(tag: &str) -> tempfile::TempDir {
+        // The target dir may itself be under /tmp (a checkout there).
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let base = if base.is_dir() { base.to_path_buf() } else { PathBuf::from("/var/tmp") };
+        let base =
+            if base.is_dir() && !base.starts_with("/tmp") { base.to_path_buf() } else { PathBuf::from("/var/tmp") };
         std::fs::create_dir_all(&base).expect("test base dir");
         tempfile::Builder::new().prefix(&format!("solo-grants-{tag}-")).tempdir_in(base).expect("tempdir")
     }
