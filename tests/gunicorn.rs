@@ -168,7 +168,7 @@ fn gunicorn_with_two_workers_serves_on_a_granted_socket_and_comes_back_after_sig
     let d = Daemon::start();
     let port = free_port();
     let http = format!("http=listen:tcp:127.0.0.1:{port}");
-    let dir = format!("dir:{site}:ro");
+    let dir = format!("site=dir:{site}:ro");
     // `--ready notify`: `--wait` returns once gunicorn's arbiter itself has
     // sent READY=1 (gunicorn/systemd.py sd_notify), after adopting the socket.
     d.ok(&[
@@ -203,7 +203,7 @@ fn gunicorn_with_two_workers_serves_on_a_granted_socket_and_comes_back_after_sig
     assert_served(port, "first instance");
     let l = logs(&d);
     assert!(
-        l.contains("LISTEN_FDS=1 LISTEN_FDNAMES=http LISTEN_PID=1 my pid 1; SOLO_FDNAMES=solo-control:dir-site-packages from fd 4"),
+        l.contains("LISTEN_FDS=1 LISTEN_FDNAMES=http LISTEN_PID=1 my pid 1; SOLO_FDNAMES=solo-control:site from fd 4"),
         "{l}"
     );
     assert!(l.contains("[INFO] Starting gunicorn 27.0.1"), "{l}");
