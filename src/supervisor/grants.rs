@@ -11,6 +11,7 @@ use super::events::{now_ms, Event, EventKind};
 use super::service::Service;
 use super::{Error, Supervisor};
 use crate::auth::{self, Perm, Token};
+use crate::sandbox::plan::Bind;
 use crate::sandbox::sys;
 use crate::spec::grant::{self, GrantKind, GrantSpec, CONTROL_NAME};
 use crate::spec::FieldError;
@@ -246,8 +247,8 @@ pub struct Passed {
     pub fds: Vec<OwnedFd>,
     /// The supervisor's end of the control socket.
     pub control: OwnedFd,
-    /// Granted directories: (path, writable).
-    pub dirs: Vec<(String, bool)>,
+    /// Granted directories, shown at their host path.
+    pub binds: Vec<Bind>,
     /// With listen-only activation: how many (the first) are listening sockets.
     pub listen: Option<u32>,
 }
@@ -257,7 +258,7 @@ pub struct Passed {
 /// `connect:` grant connects now.
 pub async fn for_spawn(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) -> Result<Passed, String> {
     let (control, theirs) = sys::seqpacket_pair().map_err(|e| format!("step control socket: {e}"))?;
-    let mut p = Passed { names: vec![], fds: vec![], control, dirs: Vec::new(), listen: None };
+    let mut p = Passed { names: vec![], fds: vec![], control, binds: Vec::new(), listen: None };
     let mut planned: Vec<(GrantSpec, Option<Arc<OwnedFd>>)> =
         lock(&svc.caps.grants).iter().map(|l| (l.spec.clone(), l.fd.clone())).collect();
     let is_listen = |g: &GrantSpec| matches!(g.kind, GrantKind::ListenTcp { .. } | GrantKind::ListenUnix { .. });
@@ -295,7 +296,7 @@ async fn push_grant(
 ) -> Result<(), String> {
     let fd = match (&g.kind, fd) {
         (GrantKind::Dir { path, writable }, Some(fd)) => {
-            p.dirs.push((path.clone(), *writable));
+            p.binds.push(Bind { host: path.clone(), at: path.clone(), writable: *writable });
             fd.try_clone().map_err(|e| format!("grant {}: {e}", g.name))?
         }
         (_, Some(fd)) => fd.try_clone().map_err(|e| format!("grant {}: {e}", g.name))?,
@@ -334,12 +335,7 @@ async fn connect_tcp(host: &str, port: u16) -> Result<OwnedFd, String> {
 }
 
 /// Serves one instance's control socket until the instance closes it.
-pub fn serve_control(
-    sup: Arc<Supervisor>,
-    svc: Arc<Service>,
-    replica: u32,
-    fd: OwnedFd,
-) -> Result<tokio::task::JoinHandle<()>, String> {
+pub fn serve_control(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, fd: OwnedFd) -> Result<(), String> {
     sys::set_nonblocking(fd.as_raw_fd()).map_err(|e| format!("control socket: {e}"))?;
     let sock = super::launch::register_fd(fd).map_err(|e| format!("control socket: {e}"))?;
     let (tx, mut rx) = mpsc::channel::<Push>(32);
@@ -350,7 +346,7 @@ pub fn serve_control(
         }
     }
     lock(&svc.caps.controls).push((replica, tx.clone()));
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut buf = vec![0u8; MAX_REQUEST];
         loop {
             tokio::select! {
@@ -383,7 +379,8 @@ pub fn serve_control(
             }
         }
         lock(&svc.caps.controls).retain(|(r, s)| !(*r == replica && s.same_channel(&tx)));
-    }))
+    });
+    Ok(())
 }
 
 async fn send(sock: &tokio::io::unix::AsyncFd<OwnedFd>, msg: &Value, fd: Option<OwnedFd>) -> std::io::Result<()> {
@@ -450,23 +447,20 @@ async fn connect(
     tcp: Option<&str>,
     token: Option<&str>,
 ) -> Result<(Value, Option<OwnedFd>), String> {
-    let (resource, granted) = match (service, tcp) {
-        (Some(to), None) => {
-            crate::spec::validate_service_id(to).map_err(|e| format!("service: {e}"))?;
-            let granted =
-                lock(&svc.caps.grants).iter().any(|l| l.spec.kind == GrantKind::Service { id: to.to_owned() });
-            (super::tokens::service_resource(to), granted)
-        }
-        (None, Some(addr)) => {
-            let (host, port) = addr.rsplit_once(':').ok_or("tcp: expected HOST:PORT")?;
-            let port: u16 = port.parse().map_err(|_| format!("tcp: '{port}' is not a port"))?;
-            let granted = lock(&svc.caps.grants)
-                .iter()
-                .any(|l| l.spec.kind == GrantKind::ConnectTcp { host: host.to_owned(), port });
-            (tcp_resource(host, port), granted)
-        }
+    // The same grammar and checks as a grant of the same thing.
+    let kind = match (service, tcp) {
+        (Some(to), None) => grant::parse("service", &format!("service:{to}"), "request"),
+        (None, Some(addr)) => grant::parse("tcp", &format!("connect:tcp:{addr}"), "request"),
+        _ => return Err("connect needs exactly one of \"service\" or \"tcp\"".into()),
+    }
+    .map_err(|e| e.to_string())?
+    .kind;
+    let resource = match &kind {
+        GrantKind::Service { id } => super::tokens::service_resource(id),
+        GrantKind::ConnectTcp { host, port } => tcp_resource(host, *port),
         _ => return Err("connect needs exactly one of \"service\" or \"tcp\"".into()),
     };
+    let granted = lock(&svc.caps.grants).iter().any(|l| l.spec.kind == kind);
     let rpc = "control:connect";
     if !granted {
         let Some(text) = token else {
@@ -485,12 +479,9 @@ async fn connect(
         let ids: Vec<String> = t.chain().iter().map(|c| c.id.clone()).collect();
         lock(&svc.caps.used_tokens).push((replica, ids));
     }
-    let fd = match (service, tcp) {
-        (Some(to), _) => channel(sup, svc.id(), replica, to)?,
-        (_, Some(addr)) => {
-            let (host, port) = addr.rsplit_once(':').ok_or("tcp: expected HOST:PORT")?;
-            connect_tcp(host, port.parse().map_err(|_| "tcp: bad port")?).await?
-        }
+    let fd = match &kind {
+        GrantKind::Service { id } => channel(sup, svc.id(), replica, id)?,
+        GrantKind::ConnectTcp { host, port } => connect_tcp(host, *port).await?,
         _ => return Err("connect needs exactly one of \"service\" or \"tcp\"".into()),
     };
     Ok((json!({"resource": resource}), Some(fd)))

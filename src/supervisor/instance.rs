@@ -341,11 +341,10 @@ async fn launch(
     let (err_r, err_w) = sys::pipe(0).map_err(|e| format!("step pipes: {e}"))?;
     let passed = super::grants::for_spawn(sup, svc, replica).await?;
     let notify = match svc.spec.readiness.kind {
-        ReadinessKind::Notify => Some(super::readiness::NotifySocket::bind(sup, svc, replica)?),
+        ReadinessKind::Notify => Some(super::readiness::NotifySocket::open(sup, svc, replica)?),
         _ => None,
     };
-    let mut plan = plan(sup, svc, replica, cg);
-    super::readiness::add_to_plan(&mut plan, &passed, notify.as_ref());
+    let plan = plan(sup, svc, replica, cg, &passed, notify.as_ref());
     let super::grants::Passed { fds, control, .. } = passed;
     let sp = match sup.launcher.spawn(plan, out_w, err_w, fds).await {
         Ok(sp) => sp,
@@ -408,7 +407,14 @@ fn quarantine(sup: &Supervisor, svc: &Service, replica: u32, exit: &Exit) -> Opt
     ))
 }
 
-fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> LaunchPlan {
+fn plan(
+    sup: &Supervisor,
+    svc: &Service,
+    replica: u32,
+    cg: &InstanceCgroup,
+    passed: &super::grants::Passed,
+    notify: Option<&super::readiness::NotifySocket>,
+) -> LaunchPlan {
     let spec = &svc.spec;
     let mut env: Vec<String> = Vec::with_capacity(spec.env.len() + 5);
     if !spec.env.contains_key("PATH") {
@@ -421,11 +427,16 @@ fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> L
     env.push(format!("SOLO_SERVICE={}", spec.id));
     env.push(format!("SOLO_REPLICA={replica}"));
     env.push(format!("SOLO_REVISION={}", svc.revision));
+    let mut binds = passed.binds.clone();
+    if let Some(n) = notify {
+        env.push(format!("NOTIFY_SOCKET={}", super::readiness::NOTIFY_SOCKET));
+        binds.push(n.bind());
+    }
     let nofile = u64::from(spec.limits.max_open_files);
     let data = policy::data_dir(&sup.config.state_dir, spec.id.as_str());
     let view_root = sup.config.runtime_dir.join("root");
     let confine = match sup.policies.get(&spec.profile) {
-        Some(p) => p.confinement(svc, &policy::Paths { view_root: &view_root, data: &data }),
+        Some(p) => p.confinement(svc, &policy::Paths { view_root: &view_root, data: &data, binds: &binds }),
         None => Default::default(),
     };
     let mut argv = svc.artifact.argv(spec.id.as_str(), &spec.args);
@@ -449,8 +460,8 @@ fn plan(sup: &Supervisor, svc: &Service, replica: u32, cg: &InstanceCgroup) -> L
         ],
         cwd: sup.config.service_cwd.clone(),
         confine,
-        fds: Vec::new(),
-        listen_fds: None,
+        fds: passed.names.clone(),
+        listen_fds: passed.listen,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Paths<'a> {
     pub view_root: &'a Path,
     /// The service's data directory (bound at `/data`).
     pub data: &'a Path,
+    /// Granted directories (and the notify socket's), shown in the view and
+    /// in the Landlock rules.
+    pub binds: &'a [Bind],
 }
 
 /// The view's path of the artifact, for `argv`.
@@ -65,13 +68,13 @@ impl Policy {
             format!("{APP_DIR}/{}", artifact_name(svc))
         };
         let with_app = !app.is_empty();
-        let fs = fs_view(p, paths.view_root, Some(paths.data), app, program, &[]);
+        let fs = fs_view(p, paths.view_root, Some(paths.data), app, program, paths.binds);
         Confinement {
             namespaces: namespaces(p),
             hostname: svc.spec.id.to_string(),
             loopback: p.network.mode == NetMode::Loopback,
             fs: Some(fs),
-            landlock: Some(landlock_rules(p, with_app, &[])),
+            landlock: Some(landlock_rules(p, with_app, paths.binds)),
             seccomp: Some(self.filter.clone()),
         }
     }

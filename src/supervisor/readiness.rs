@@ -8,10 +8,9 @@
 //! calls accept(2). It connects, then watches the socket's accept queue
 //! (`tcp_info.tcpi_unacked`) until the service has taken the probe out.
 
-use super::grants::Passed;
 use super::service::Service;
 use super::Supervisor;
-use crate::sandbox::plan::{Bind, LaunchPlan};
+use crate::sandbox::plan::Bind;
 use crate::sandbox::sys;
 use crate::spec::grant::{GrantKind, ReadinessKind};
 use std::net::SocketAddr;
@@ -33,7 +32,7 @@ pub struct NotifySocket {
 }
 
 impl NotifySocket {
-    pub fn bind(sup: &Supervisor, svc: &Service, replica: u32) -> Result<NotifySocket, String> {
+    pub fn open(sup: &Supervisor, svc: &Service, replica: u32) -> Result<NotifySocket, String> {
         let err = |e: std::io::Error| format!("step notify socket: {e}");
         let dir = sup.config.runtime_dir.join("notify").join(format!("{}.{replica}", svc.id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -56,29 +55,10 @@ impl Drop for NotifySocket {
     }
 }
 
-/// Puts the spawn's descriptors, granted directories and notify socket
-/// into the plan.
-pub fn add_to_plan(plan: &mut LaunchPlan, passed: &Passed, notify: Option<&NotifySocket>) {
-    plan.fds = passed.names.clone();
-    plan.listen_fds = passed.listen;
-    let mut binds: Vec<Bind> =
-        passed.dirs.iter().map(|(p, w)| Bind { host: p.clone(), at: p.clone(), writable: *w }).collect();
-    if let Some(n) = notify {
-        binds.push(Bind { host: n.dir.display().to_string(), at: NOTIFY_DIR.into(), writable: false });
-        plan.env.retain(|e| !e.starts_with("NOTIFY_SOCKET="));
-        plan.env.push(format!("NOTIFY_SOCKET={NOTIFY_SOCKET}"));
-    }
-    if let Some(fs) = plan.confine.fs.as_mut() {
-        fs.binds = binds;
-    }
-    if let Some(ll) = plan.confine.landlock.as_mut() {
-        for (p, writable) in &passed.dirs {
-            if *writable {
-                ll.read_write.push(p.clone());
-            } else {
-                ll.read.push(p.clone());
-            }
-        }
+impl NotifySocket {
+    /// Its directory, read-only at [`NOTIFY_DIR`] in the view.
+    pub fn bind(&self) -> Bind {
+        Bind { host: self.dir.display().to_string(), at: NOTIFY_DIR.into(), writable: false }
     }
 }
 

@@ -95,10 +95,6 @@ impl Authority {
         let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
         auth::verify(&self.key, text, auth::now_secs(), |id| revoked.contains(id))
     }
-
-    fn is_revoked(&self, id: &str) -> bool {
-        self.revoked.read().unwrap_or_else(|p| p.into_inner()).contains(id)
-    }
 }
 
 /// Writes `text` to a new 0600 file atomically (temp file + rename).
@@ -330,10 +326,5 @@ impl Supervisor {
             }
         }
         Ok(false)
-    }
-
-    /// Is this token id revoked (directly)?
-    pub fn token_revoked(&self, id: &str) -> bool {
-        self.tokens.is_revoked(id)
     }
 }
