@@ -33,8 +33,13 @@ use anyhow::{anyhow, bail, ensure, Context};
 use solo::proto::v1 as pb;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::daemon::Daemon;
+use common::procfs::{launcher_pid, machine_ticks, our_ticks};
 
 type Client = solo::cli::Client;
 
@@ -148,89 +153,6 @@ fn build_pingpong(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dest)
 }
 
-// ------------------------------------------------------------------ daemon
-
-/// A `solo serve` started by this benchmark, with its own temp dirs.
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start() -> anyhow::Result<Daemon> {
-        let dir = tempfile::Builder::new().prefix("solo-bench-caps-").tempdir()?;
-        let socket = dir.path().join("run/solo.sock");
-        let log = std::fs::File::create(dir.path().join("daemon.log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_solo"))
-            .arg("serve")
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .arg("--runtime-dir")
-            .arg(dir.path().join("run"))
-            .args(["--uid-range", UID_RANGE])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("start solo serve")?;
-        Ok(Daemon { child: Some(child), dir, socket })
-    }
-
-    fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    async fn connect(&mut self) -> anyhow::Result<Client> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if self.socket.exists() {
-                let token = std::fs::read_to_string(self.dir.path().join("state/operator.token")).ok();
-                if let Ok(mut c) = solo::cli::connect(&self.socket, token.as_deref().map(str::trim)).await {
-                    if c.list(pb::ListRequest::default()).await.is_ok() {
-                        return Ok(c);
-                    }
-                }
-            }
-            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("solo serve exited early ({st}):\n{}", self.log_tail());
-            }
-            ensure!(Instant::now() < deadline, "solo serve did not come up:\n{}", self.log_tail());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM (graceful: services stopped, cgroups removed), then SIGKILL.
-    /// Async, so this runtime keeps answering the server while it drains.
-    async fn stop(&mut self) {
-        let Some(c) = self.child.as_mut() else { return };
-        let _ = solo::sandbox::sys::kill(c.id() as i32, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if c.try_wait().ok().flatten().is_some() {
-                self.child = None;
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        self.child = None;
-    }
-}
-
-impl Drop for Daemon {
-    /// Last resort (an error): `stop` is the normal path.
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 // ---------------------------------------------------------------- figures
 
 /// One measure as pingpong prints it: `name [size=S] p50=… p99=… n=…`.
@@ -288,6 +210,13 @@ fn range(v: &[f64]) -> (f64, f64) {
 }
 
 /// `median [min–max]` of one field over the rounds, in µs.
+/// `| label | p50 | p90 | p99 | p99.9 | min | mean |`, each a [`cell`].
+fn percentile_row(label: &str, rounds: &[&Line], scale: f64) -> String {
+    let cells: Vec<String> =
+        ["p50", "p90", "p99", "p999", "min", "mean"].iter().map(|f| cell(rounds, f, scale)).collect();
+    format!("| {label} | {} |", cells.join(" | "))
+}
+
 fn cell(rounds: &[&Line], field: &str, scale: f64) -> String {
     let v: Vec<f64> = rounds.iter().map(|l| l.get(field) / scale).collect();
     let (lo, hi) = range(&v);
@@ -305,44 +234,6 @@ fn loadavg() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Busy and total ticks of the whole machine (from /proc/stat).
-fn machine_ticks() -> (u64, u64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> =
-        s.lines().next().unwrap_or("").split_whitespace().skip(1).take(8).map(|x| x.parse().unwrap_or(0)).collect();
-    let all: u64 = v.iter().sum();
-    (all - v.get(3).copied().unwrap_or(0) - v.get(4).copied().unwrap_or(0), all)
-}
-
-/// utime + stime + cutime + cstime of a process (its reaped children
-/// included), in clock ticks.
-fn cpu_ticks(pid: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    // After the comm: state is field 3, utime 14 … cstime 17 (1-based).
-    (14..=17).map(|i| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)).sum()
-}
-
-/// The daemon's child running `solo __launcher` (the services' parent).
-fn launcher_pid(daemon: u32) -> Option<u32> {
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(daemon) && cmd.split(|b| *b == 0).any(|a| a == b"__launcher") {
-            return Some(pid);
-        }
-    }
-    None
-}
-
-/// CPU ticks of this benchmark, its daemon and launcher, and everything
-/// they reaped (the bare processes, the removed services).
-fn our_ticks(daemon: u32, launcher: Option<u32>) -> u64 {
-    cpu_ticks("self") + cpu_ticks(&daemon.to_string()) + launcher.map(|l| cpu_ticks(&l.to_string())).unwrap_or(0)
 }
 
 // ------------------------------------------------------------------- runs
@@ -463,9 +354,9 @@ async fn run(scale: Scale) -> anyhow::Result<()> {
     let tmp = tempfile::Builder::new().prefix("solo-bench-caps-prog-").tempdir()?;
     let program = build_pingpong(tmp.path())?;
     let bytes = std::fs::read(&program)?;
-    let mut daemon = Daemon::start()?;
+    let mut daemon = Daemon::start("solo-bench-caps-", UID_RANGE)?;
     let mut c = daemon.connect().await?;
-    let daemon_pid = daemon.child.as_ref().map(Child::id).unwrap_or(0);
+    let daemon_pid = daemon.pid();
     let launcher = launcher_pid(daemon_pid);
     let load_start = loadavg();
     let (ticks0, ours0) = (machine_ticks(), our_ticks(daemon_pid, launcher));
@@ -523,16 +414,7 @@ async fn run(scale: Scale) -> anyhow::Result<()> {
         p("|---|---|---|---|---|---|---|".into());
         for (v, var) in VARIANTS.iter().enumerate() {
             let r = rounds_of(v, name);
-            p(format!(
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                var.label(),
-                cell(&r, "p50", 1e3),
-                cell(&r, "p90", 1e3),
-                cell(&r, "p99", 1e3),
-                cell(&r, "p999", 1e3),
-                cell(&r, "min", 1e3),
-                cell(&r, "mean", 1e3)
-            ));
+            p(percentile_row(&var.label(), &r, 1e3));
         }
         // Per round: Solo / bare with the same placement, the same round.
         p("\nSolo / bare, same placement, per round (median [min–max]); difference of the p50s:\n".into());
@@ -563,15 +445,7 @@ async fn run(scale: Scale) -> anyhow::Result<()> {
     p("|---|---|---|---|---|---|---|".into());
     for name in CONTROL {
         let r = rounds_of(0, name);
-        p(format!(
-            "| `{name}` | {} | {} | {} | {} | {} | {} |",
-            cell(&r, "p50", 1.0),
-            cell(&r, "p90", 1.0),
-            cell(&r, "p99", 1.0),
-            cell(&r, "p999", 1.0),
-            cell(&r, "min", 1.0),
-            cell(&r, "mean", 1.0)
-        ));
+        p(percentile_row(&format!("`{name}`"), &r, 1.0));
     }
     p(format!("\n({} of each per round; `connect` returns a new channel's descriptor, closed at once)", scale.m));
     if !server_notes.is_empty() {

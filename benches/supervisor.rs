@@ -39,11 +39,16 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "supervisor/spawn_steps.rs"]
 mod spawn_steps;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::daemon::Daemon;
+use common::procfs::{launcher_pid, machine_ticks, our_ticks};
 
 type Client = solo::cli::Client;
 
@@ -274,107 +279,6 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .or_else(|| ["/usr/sbin", "/sbin"].iter().map(|d| Path::new(d).join(name)).find(|f| f.is_file()))
 }
 
-// ------------------------------------------------------------------- daemon
-
-/// A `solo serve` started by this benchmark, with its own temp dirs.
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start() -> anyhow::Result<Daemon> {
-        let dir = tempfile::Builder::new().prefix("solo-bench-").tempdir()?;
-        let socket = dir.path().join("run/solo.sock");
-        let log = std::fs::File::create(dir.path().join("daemon.log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_solo"))
-            .arg("serve")
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .arg("--runtime-dir")
-            .arg(dir.path().join("run"))
-            .args(["--uid-range", UID_RANGE])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("start solo serve")?;
-        Ok(Daemon { child: Some(child), dir, socket })
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
-    }
-
-    fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    async fn connect(&mut self) -> anyhow::Result<Client> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if self.socket.exists() {
-                let token = std::fs::read_to_string(self.dir.path().join("state/operator.token")).ok();
-                let token = token.as_deref().map(str::trim);
-                if let Ok(mut c) = solo::cli::connect(&self.socket, token).await {
-                    if c.list(pb::ListRequest::default()).await.is_ok() {
-                        return Ok(c);
-                    }
-                }
-            }
-            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("solo serve exited early ({st}):\n{}", self.log_tail());
-            }
-            ensure!(Instant::now() < deadline, "solo serve did not come up:\n{}", self.log_tail());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Waits for the daemon to exit by itself (after Shutdown). Async, so
-    /// this runtime keeps answering the server's HTTP/2 GOAWAY/PING while
-    /// it drains connections (a blocked client would hold it up).
-    async fn wait_exit(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while let Some(c) = self.child.as_mut() {
-            if c.try_wait().ok().flatten().is_some() {
-                self.child = None;
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
-    }
-
-    /// SIGTERM (graceful: services stopped, cgroups removed), then SIGKILL.
-    async fn stop(&mut self) {
-        if self.child.is_some() {
-            let _ = solo::sandbox::sys::kill(self.pid(), libc::SIGTERM);
-            if !self.wait_exit(Duration::from_secs(60)).await {
-                if let Some(mut c) = self.child.take() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Daemon {
-    /// Last resort (a panic): `stop` is the normal path.
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 // ------------------------------------------------------------------- /proc
 
 /// A `kB` field of `/proc/<pid>/status`, in KiB.
@@ -400,26 +304,6 @@ fn proc_cpu_ticks(pid: i32) -> u64 {
     // After the comm: state is field 3, utime 14, stime 15 (1-based).
     let get = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     get(14) + get(15)
-}
-
-/// utime + stime + cutime + cstime: a process and its reaped children.
-fn proc_cpu_ticks_all(pid: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = s.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    get(14) + get(15) + get(16) + get(17)
-}
-
-/// Busy (non-idle, non-iowait) ticks of the whole machine, all ticks, and
-/// steal (time the hypervisor ran something else on our vCPUs).
-fn machine_ticks() -> (u64, u64, u64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> =
-        s.lines().next().unwrap_or("").split_whitespace().skip(1).take(8).map(|x| x.parse().unwrap_or(0)).collect();
-    let all: u64 = v.iter().sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (all - idle, all, v.get(7).copied().unwrap_or(0))
 }
 
 /// How much CPU the rest of the machine used while the benchmark ran, so a
@@ -449,13 +333,8 @@ fn kernel_thread_ticks() -> u64 {
 }
 
 impl Noise {
-    fn ours(daemon: i32, launcher: Option<i32>) -> u64 {
-        proc_cpu_ticks_all("self")
-            + proc_cpu_ticks_all(&daemon.to_string())
-            + launcher.map(|l| proc_cpu_ticks_all(&l.to_string())).unwrap_or(0)
-    }
     fn start(daemon: i32, launcher: Option<i32>) -> Noise {
-        Noise { machine: machine_ticks(), ours: Self::ours(daemon, launcher), kernel: kernel_thread_ticks() }
+        Noise { machine: machine_ticks(), ours: our_ticks(daemon, launcher), kernel: kernel_thread_ticks() }
     }
     /// Percentages of the machine's CPU time: busy, busy by other processes
     /// and kernel threads, of that by kernel threads, stolen by the hypervisor.
@@ -463,27 +342,10 @@ impl Noise {
         let (busy, all, steal) = machine_ticks();
         let (busy, all) = ((busy - self.machine.0) as f64, (all - self.machine.1).max(1) as f64);
         let steal = steal.saturating_sub(self.machine.2) as f64;
-        let ours = Self::ours(daemon, launcher).saturating_sub(self.ours) as f64;
+        let ours = our_ticks(daemon, launcher).saturating_sub(self.ours) as f64;
         let kernel = kernel_thread_ticks().saturating_sub(self.kernel) as f64;
         (100.0 * busy / all, 100.0 * (busy - steal - ours).max(0.0) / all, 100.0 * kernel / all, 100.0 * steal / all)
     }
-}
-
-/// The daemon's child running `solo __launcher`.
-fn launcher_pid(daemon: i32) -> Option<i32> {
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
-        if ppid != Some(daemon) {
-            continue;
-        }
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if cmd.split(|b| *b == 0).any(|a| a == b"__launcher") {
-            return Some(pid);
-        }
-    }
-    None
 }
 
 fn mib(kb: Option<u64>) -> String {
@@ -1189,7 +1051,7 @@ async fn run(scale: Scale) -> anyhow::Result<()> {
     let programs = build_programs(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-programs"))?;
     eprintln!("supervisor bench ({}): {}", if scale.full { "full" } else { "smoke" }, machine());
 
-    let mut daemon = Daemon::start()?;
+    let mut daemon = Daemon::start("solo-bench-", UID_RANGE)?;
     let r = measure(scale, &mut daemon, &programs, tmp.path(), started).await;
     if let Err(e) = &r {
         eprintln!("benchmark failed: {e:#}\nlast daemon log lines:\n{}", daemon.log_tail());
