@@ -30,7 +30,10 @@
 //!
 //! `SOLO_BENCH_PAUSE=<seconds>` prints the daemon and launcher pids and
 //! waits before measuring (to attach a tracer); `SOLO_BENCH_DUMP=<file>`
-//! writes every deploy's client, server and launcher figures as CSV.
+//! writes every deploy's client, server and launcher figures as CSV;
+//! `SOLO_BENCH_ONLY=deploys` stops after the deploys at 1,000 held and
+//! prints their table by band of services held (about 30 s: for trying a
+//! change to the deploy path).
 
 use anyhow::{anyhow, bail, ensure, Context};
 use rand::Rng;
@@ -1186,6 +1189,26 @@ async fn measure(
     for id in &extra {
         removal.push(remove(&mut c, id).await?);
     }
+    if std::env::var("SOLO_BENCH_ONLY").is_ok_and(|v| v == "deploys") {
+        // The deploy figures alone (about 20 s): for trying a change.
+        rep.heading("Deploy → running as the daemon grows (SOLO_BENCH_ONLY=deploys)");
+        band_table(&mut rep, scale, &small, &grow, &large);
+        rep.line(&format!(
+            "\ndaemon: VmRSS {} at {hw} held, VmHWM {} after {} more; daemon+launcher CPU per deploy {:.0} µs at 0 held, {:.0} µs at {hw} held",
+            mib(rss),
+            mib(hwm_after),
+            scale.deploys,
+            small.cpu_per_deploy_us,
+            large.cpu_per_deploy_us
+        ));
+        for id in held.drain(..) {
+            remove(&mut c, &id).await?;
+        }
+        c.shutdown(pb::ShutdownRequest { timeout_ms: 10_000 }).await?;
+        // No verdicts: the targets are judged on the full run only.
+        println!("{}", rep.out);
+        return Ok(());
+    }
 
     progress(started, &format!("burst of {} concurrent deploys at {hw} held", scale.burst));
     // Time for the launcher to refill its pool after the removals.
@@ -1430,34 +1453,7 @@ async fn measure(
     rep.line(&format!("launcher (solo __launcher): VmRSS {}, VmHWM {}", mib(lrss), mib(lhwm)));
 
     rep.heading("j. Spawn cost as the daemon grows (p50 / p99 per band of services held)");
-    rep.line(&format!(
-        "| {:<20} | {:>5} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
-        "held during deploys", "n", "spawn p50", "spawn p99", "start p50", "start p99", "RPC p50", "RPC p99"
-    ));
-    rep.line(&format!(
-        "|{:-<22}|{:->7}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|",
-        "", "", "", "", "", "", "", ""
-    ));
-    let mut bands: Vec<(String, DeployRun)> = vec![(format!("0..{}", scale.deploys), small.subset(0, usize::MAX))];
-    let q = (scale.held - scale.deploys).div_ceil(4);
-    for k in 0..4 {
-        let (a, b) = (k * q, ((k + 1) * q).min(grow.rpc.len()));
-        bands.push((format!("{}..{}", scale.deploys + a, scale.deploys + b), grow.subset(a, b)));
-    }
-    bands.push((format!("{hw}..{}", hw + scale.deploys), large.subset(0, usize::MAX)));
-    for (name, r) in &bands {
-        rep.line(&format!(
-            "| {:<20} | {:>5} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
-            name,
-            r.rpc.len(),
-            fmt_us(r.spawn.p50()),
-            fmt_us(r.spawn.p99()),
-            fmt_us(r.startup.p50()),
-            fmt_us(r.startup.p99()),
-            fmt_us(r.rpc.p50()),
-            fmt_us(r.rpc.p99())
-        ));
-    }
+    band_table(&mut rep, scale, &small, &grow, &large);
     rep.line("\n(spawn = launcher spawn_us; start = server startup_us; RPC = client Deploy(wait) end to end)");
     rep.line(&format!(
         "\nkill --remove (force) RPC p50 {}, p99 {}; Shutdown {}",
@@ -1556,6 +1552,39 @@ async fn measure(
     );
     rep.print(scale.full);
     Ok(())
+}
+
+/// Spawn, startup and RPC percentiles per band of services held.
+fn band_table(rep: &mut Report, scale: Scale, small: &DeployRun, grow: &DeployRun, large: &DeployRun) {
+    let hw = scale.held;
+    rep.line(&format!(
+        "| {:<20} | {:>5} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
+        "held during deploys", "n", "spawn p50", "spawn p99", "start p50", "start p99", "RPC p50", "RPC p99"
+    ));
+    rep.line(&format!(
+        "|{:-<22}|{:->7}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|",
+        "", "", "", "", "", "", "", ""
+    ));
+    let mut bands: Vec<(String, DeployRun)> = vec![(format!("0..{}", scale.deploys), small.subset(0, usize::MAX))];
+    let q = (scale.held - scale.deploys).div_ceil(4);
+    for k in 0..4 {
+        let (a, b) = (k * q, ((k + 1) * q).min(grow.rpc.len()));
+        bands.push((format!("{}..{}", scale.deploys + a, scale.deploys + b), grow.subset(a, b)));
+    }
+    bands.push((format!("{hw}..{}", hw + scale.deploys), large.subset(0, usize::MAX)));
+    for (name, r) in &bands {
+        rep.line(&format!(
+            "| {:<20} | {:>5} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
+            name,
+            r.rpc.len(),
+            fmt_us(r.spawn.p50()),
+            fmt_us(r.spawn.p99()),
+            fmt_us(r.startup.p50()),
+            fmt_us(r.startup.p99()),
+            fmt_us(r.rpc.p50()),
+            fmt_us(r.rpc.p99())
+        ));
+    }
 }
 
 fn main() -> anyhow::Result<()> {
