@@ -17,7 +17,7 @@ use crate::spec::grant::{self, GrantKind, GrantSpec, CONTROL_NAME};
 use crate::spec::FieldError;
 use crate::store::GrantRow;
 use serde_json::{json, Value};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -334,6 +334,20 @@ async fn connect_tcp(host: &str, port: u16) -> Result<OwnedFd, String> {
     Ok(OwnedFd::from(s))
 }
 
+/// Receives one request datagram: `None` when the instance closed its end.
+/// The receive buffer is per thread: one per instance (64 KiB) would cost a
+/// daemon holding 1,000 services 64 MiB.
+fn recv_request(fd: RawFd) -> Result<Option<Vec<u8>>, sys::Errno> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; MAX_REQUEST]);
+    }
+    BUF.with_borrow_mut(|buf| {
+        // Descriptors sent along are not used, and closed here.
+        let (n, _ignored_fds) = sys::recv_with_fds(fd, buf)?;
+        Ok((n > 0).then(|| buf[..n].to_vec()))
+    })
+}
+
 /// Serves one instance's control socket until the instance closes it.
 pub fn serve_control(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, fd: OwnedFd) -> Result<(), String> {
     sys::set_nonblocking(fd.as_raw_fd()).map_err(|e| format!("control socket: {e}"))?;
@@ -347,15 +361,14 @@ pub fn serve_control(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, fd: 
     }
     lock(&svc.caps.controls).push((replica, tx.clone()));
     tokio::spawn(async move {
-        let mut buf = vec![0u8; MAX_REQUEST];
         loop {
             tokio::select! {
                 r = sock.readable() => {
                     let Ok(mut guard) = r else { break };
-                    match guard.try_io(|s| sys::recv_with_fds(s.as_raw_fd(), &mut buf).map_err(Into::into)) {
-                        Ok(Ok((0, _))) => break,
-                        Ok(Ok((n, _ignored_fds))) => {
-                            let (reply, fd) = handle(&sup, &svc, replica, &buf[..n]).await;
+                    match guard.try_io(|s| recv_request(s.as_raw_fd()).map_err(Into::into)) {
+                        Ok(Ok(None)) => break,
+                        Ok(Ok(Some(request))) => {
+                            let (reply, fd) = handle(&sup, &svc, replica, &request).await;
                             if send(&sock, &reply, fd).await.is_err() {
                                 break;
                             }
