@@ -285,3 +285,58 @@ fn services_reach_each_other_only_through_grants() {
     let err = d.fails(&["grant", "add", "a", "dir:/proc:ro"]);
     assert!(err.contains("fd.spec") && err.contains("cannot be granted"), "{err}");
 }
+
+/// Directories named `name` under `root`, at most `depth` levels down.
+fn find_dirs(root: &std::path::Path, name: &str, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(root) else { return };
+    for e in rd.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            if e.file_name() == name {
+                out.push(e.path());
+            }
+            if depth > 0 {
+                find_dirs(&e.path(), name, depth - 1, out);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_deploy_refused_for_a_port_in_use_leaves_nothing_behind() {
+    if !require_root("a_deploy_refused_for_a_port_in_use_leaves_nothing_behind") {
+        return;
+    }
+    let d = Daemon::start();
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let grant = format!("http=listen:tcp:127.0.0.1:{port}");
+    let sleeper = common::program("sleeper").display().to_string();
+    let err = d.fails(&["deploy", "refused", "--exec", &sleeper, "--grant", &grant]);
+    assert!(err.contains("spec.grants[0]"), "the error names the field: {err}");
+    assert!(err.contains("in use"), "and the reason: {err}");
+    // No service, no data dir, no cgroup in any hierarchy below the daemon's.
+    let err = d.fails(&["status", "refused"]);
+    assert!(err.contains("not found") || err.contains("no service"), "{err}");
+    assert!(!d.state.join("data/refused").exists(), "data dir left behind");
+    let instance_cgroups = || {
+        let mut found = Vec::new();
+        for line in std::fs::read_to_string(format!("/proc/{}/cgroup", d.pid())).expect("cgroup").lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, ctl, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+            let hier = match ctl {
+                "" if std::path::Path::new("/sys/fs/cgroup/unified").is_dir() => "unified",
+                "" => "",
+                c => c.trim_start_matches("name="),
+            };
+            let root = PathBuf::from("/sys/fs/cgroup").join(hier).join(path.trim_start_matches('/'));
+            find_dirs(&root, "refused.0", 4, &mut found);
+        }
+        found
+    };
+    let left = instance_cgroups();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+    // The same id deploys once the port is free.
+    drop(taken);
+    d.ok(&["deploy", "refused", "--exec", &sleeper, "--grant", &grant, "--wait"]);
+    assert!(!instance_cgroups().is_empty(), "the search above finds a live instance's cgroups");
+}

@@ -507,3 +507,26 @@ fn sigterm_shuts_down_even_when_stderr_is_gone() {
     let exited = common::wait_or_kill(&mut child, T);
     assert!(exited.is_some_and(|s| s.success()), "daemon did not exit on SIGTERM: {exited:?}");
 }
+
+#[test]
+fn uids_are_lowest_free_reused_and_exhausted() {
+    if !require_root("uids_are_lowest_free_reused_and_exhausted") {
+        return;
+    }
+    let d = Daemon::start();
+    let uid = |id: &str| d.status(id)["service"]["uid"].as_u64().expect("uid") as u32;
+    // The daemon's range is 50 uids: fill it (no --wait: the uids are the point).
+    for n in 0..50 {
+        d.ok(&["deploy", &format!("u{n}"), "--exec", &exec("sleeper")]);
+    }
+    assert_eq!(uid("u0"), d.uid_first);
+    assert_eq!(uid("u49"), d.uid_first + 49);
+    let err = d.fails(&["deploy", "one-too-many", "--exec", &exec("sleeper")]);
+    assert!(err.contains("no free service uid"), "{err}");
+    // A removed service's uid is the next one handed out, and only once.
+    d.ok(&["kill", "u17", "--remove"]);
+    d.ok(&["deploy", "again", "--exec", &exec("sleeper")]);
+    assert_eq!(uid("again"), d.uid_first + 17);
+    let err = d.fails(&["deploy", "and-again", "--exec", &exec("sleeper")]);
+    assert!(err.contains("no free service uid"), "{err}");
+}

@@ -137,10 +137,10 @@ pub fn instance(i: &InstanceView) -> pb::Instance {
         uptime_ms: i.uptime_ms,
         restart_count: i.restart_count,
         last_exit: i.last_exit.as_ref().map(exit),
-        usage: Some(pb::Usage {
-            memory_bytes: i.usage.memory_bytes,
-            cpu_usage_usec: i.usage.cpu_usage_usec,
-            pids: i.usage.pids,
+        usage: i.usage.map(|u| pb::Usage {
+            memory_bytes: u.memory_bytes,
+            cpu_usage_usec: u.cpu_usage_usec,
+            pids: u.pids,
         }),
         uid: i.uid,
         gid: i.uid,

@@ -6,6 +6,7 @@ use super::logs::LogSink;
 use super::query::InstanceView;
 use super::service::{InstanceState, Record, Service};
 use super::{Error, Supervisor};
+use crate::sandbox::cgroup::InstanceCgroup;
 use crate::spec::{ArtifactSpec, ServiceSpec};
 use crate::store::{Desired, ServiceRow};
 use std::sync::Arc;
@@ -50,53 +51,33 @@ impl Supervisor {
             if self.get(&id).is_ok() {
                 return Err(Error::AlreadyExists(id));
             }
-            // Sockets are bound and directories opened first: a port in
-            // use or a missing directory fails the deploy before any state.
-            let live = super::grants::open_all(self, &spec.grants, granted_by, |i| format!("spec.grants[{i}]"))?;
-            let grant_rows = super::grants::rows(&id, &live);
-            // A small upload already stored is found in microseconds. Else
-            // hashing and fsyncing up to the upload limit is blocking work:
-            // let the runtime move its other tasks off this thread meanwhile
-            // (block_in_place itself costs ~0.25 ms: a thread takes over
-            // this worker's queue, hence not for the common case).
-            let artifact = match self.artifacts.stored(&spec.artifact) {
-                Some(a) => a,
-                None => tokio::task::block_in_place(|| self.artifacts.put(&spec.artifact))?,
-            };
             let uid = self.allocate_uid()?;
-            let created_at_ms = now_ms();
-            let stored = without_bytes(&spec);
-            let row = ServiceRow {
-                id: id.clone(),
-                desired: Desired::Running,
-                revision: 1,
-                uid,
-                created_at_ms,
-                spec_json: crate::spec::to_json(&stored),
-                artifact_json: serde_json::to_string(&artifact).map_err(|e| Error::Internal(e.to_string()))?,
-                failure: String::new(),
-            };
-            let svc = self.build(stored, artifact, 1, uid, created_at_ms, Desired::Running);
-            // The host side of the first launch (cgroups, data dir) is made
-            // while the desired state commits: neither needs the other, and
-            // nothing runs until both are done.
+            // The host side of the first launch (cgroups, data dir: ~0.3 ms
+            // of mkdirs) is made while the rest of the deploy (grants,
+            // artifact, the desired state's commit) runs: none needs the
+            // other, and nothing runs until both are done.
+            let cgroups: Vec<InstanceCgroup> =
+                (0..spec.replicas).map(|r| self.layout.instance(&format!("{id}.{r}"))).collect();
             let prepare = tokio::task::spawn_blocking({
-                let (sup, svc) = (self.clone(), svc.clone());
-                move || instance::prepare_blocking(&sup, &svc)
+                let cgroups = cgroups.clone();
+                let limits = instance::cgroup_limits(&spec.limits);
+                let data_dir = super::policy::data_dir(&self.config.state_dir, &id);
+                move || instance::prepare_blocking(&cgroups, &limits, &data_dir, uid)
             });
-            // Desired state first: a crash from here on still brings it up.
-            let stored = self.store.insert_service(&row, &grant_rows).await.map_err(|e| match e {
-                crate::store::StoreError::Exists(id) => Error::AlreadyExists(id),
-                other => other.into(),
-            });
+            let stored = self.store_new(&spec, &id, uid, granted_by).await;
             let prepared = prepare.await.map_err(|e| e.to_string()).and_then(|r| r);
-            if let Err(e) = stored {
-                let cgroups: Vec<_> = svc.runtime().instances.iter().map(|i| i.cgroup.clone()).collect();
-                for cg in &cgroups {
-                    instance::cleanup(cg).await;
+            let (svc, live) = match stored {
+                Ok(x) => x,
+                Err(e) => {
+                    // Nothing of a refused deploy stays: its cgroups, and
+                    // its data dir unless something is in it.
+                    for cg in &cgroups {
+                        instance::cleanup(cg).await;
+                    }
+                    let _ = std::fs::remove_dir(super::policy::data_dir(&self.config.state_dir, &id));
+                    return Err(e);
                 }
-                return Err(e);
-            }
+            };
             *svc.caps.grants.lock().unwrap_or_else(|p| p.into_inner()) = live;
             self.insert(svc.clone());
             (svc, prepared)
@@ -122,9 +103,51 @@ impl Supervisor {
             id: svc.id().to_owned(),
             revision: svc.revision,
             artifact_sha256: svc.artifact.sha256.clone(),
-            instances: self.instance_views(&svc),
+            instances: self.started_views(&svc),
             startup_us: received.elapsed().as_micros() as u64,
         })
+    }
+
+    /// The new service's grants opened, its artifact stored and its
+    /// desired state committed (in that order: a port in use or a missing
+    /// directory fails the deploy before any state).
+    async fn store_new(
+        self: &Arc<Self>,
+        spec: &ServiceSpec,
+        id: &str,
+        uid: u32,
+        granted_by: &str,
+    ) -> Result<(Arc<Service>, Vec<super::grants::Live>), Error> {
+        let live = super::grants::open_all(self, &spec.grants, granted_by, |i| format!("spec.grants[{i}]"))?;
+        let grant_rows = super::grants::rows(id, &live);
+        // A small upload already stored is found in microseconds. Else
+        // hashing and fsyncing up to the upload limit is blocking work: let
+        // the runtime move its other tasks off this thread meanwhile
+        // (block_in_place itself costs ~0.25 ms: a thread takes over this
+        // worker's queue, hence not for the common case).
+        let artifact = match self.artifacts.stored(&spec.artifact) {
+            Some(a) => a,
+            None => tokio::task::block_in_place(|| self.artifacts.put(&spec.artifact))?,
+        };
+        let created_at_ms = now_ms();
+        let stored = without_bytes(spec);
+        let row = ServiceRow {
+            id: id.to_owned(),
+            desired: Desired::Running,
+            revision: 1,
+            uid,
+            created_at_ms,
+            spec_json: crate::spec::to_json(&stored),
+            artifact_json: serde_json::to_string(&artifact).map_err(|e| Error::Internal(e.to_string()))?,
+            failure: String::new(),
+        };
+        let svc = self.build(stored, artifact, 1, uid, created_at_ms, Desired::Running);
+        // Desired state first: a crash from here on still brings it up.
+        self.store.insert_service(&row, &grant_rows).await.map_err(|e| match e {
+            crate::store::StoreError::Exists(id) => Error::AlreadyExists(id),
+            other => other.into(),
+        })?;
+        Ok((svc, live))
     }
 
     pub(super) fn build(
@@ -150,9 +173,16 @@ impl Supervisor {
 
     /// Lowest uid of the range not held by a service.
     fn allocate_uid(&self) -> Result<u32, Error> {
-        let used: std::collections::HashSet<u32> =
-            self.services.read().unwrap_or_else(|p| p.into_inner()).values().map(|s| s.uid).collect();
-        (self.config.uid_first..=self.config.uid_last).find(|u| !used.contains(u)).ok_or_else(|| {
+        let registry = self.registry();
+        // The first gap in the used uids (in order) from the range's start.
+        let mut free = u64::from(self.config.uid_first);
+        for &u in registry.uids.range(self.config.uid_first..=self.config.uid_last) {
+            if u64::from(u) != free {
+                break;
+            }
+            free += 1;
+        }
+        u32::try_from(free).ok().filter(|u| *u <= self.config.uid_last).ok_or_else(|| {
             Error::Exhausted(format!(
                 "no free service uid: all {} uids of the range {}-{} are in use (remove services or widen --uid-range)",
                 self.config.uid_last - self.config.uid_first + 1,

@@ -294,7 +294,10 @@ fn record(sup: &Supervisor, svc: &Service, replica: u32) {
 }
 
 fn limits(svc: &Service) -> CgroupLimits {
-    let l = &svc.spec.limits;
+    cgroup_limits(&svc.spec.limits)
+}
+
+pub fn cgroup_limits(l: &crate::spec::Limits) -> CgroupLimits {
     CgroupLimits {
         memory_bytes: l.memory_bytes,
         memory_high_bytes: l.memory_high_bytes,
@@ -307,15 +310,19 @@ fn limits(svc: &Service) -> CgroupLimits {
 /// What a first launch needs on the host, for every replica: each
 /// instance's cgroup with its limits (a leftover from a crashed daemon is
 /// emptied first) and the service's data dir. Blocking; a deploy runs it
-/// while its desired state commits, and on error removes what it made.
-pub fn prepare_blocking(sup: &Supervisor, svc: &Service) -> Result<(), String> {
-    let limits = limits(svc);
-    for inst in &svc.runtime().instances {
-        empty_blocking(&inst.cgroup);
-        inst.cgroup.create(&limits).map_err(|e| format!("step cgroup: {e}"))?;
+/// while it stores the artifact and commits the desired state, and removes
+/// the cgroups if the deploy fails.
+pub fn prepare_blocking(
+    cgroups: &[InstanceCgroup],
+    limits: &CgroupLimits,
+    data_dir: &std::path::Path,
+    uid: u32,
+) -> Result<(), String> {
+    for cg in cgroups {
+        empty_blocking(cg);
+        cg.create(limits).map_err(|e| format!("step cgroup: {e}"))?;
     }
-    ensure_data_dir(&policy::data_dir(&sup.config.state_dir, svc.id()), svc.uid)
-        .map_err(|e| format!("step data-dir: {e}"))
+    ensure_data_dir(data_dir, uid).map_err(|e| format!("step data-dir: {e}"))
 }
 
 /// Resolves when the instance is ready, or with why it is not.

@@ -105,7 +105,7 @@ pub struct Supervisor {
     pub validator: Validator,
     /// Compiled profiles, by name.
     pub policies: BTreeMap<String, Arc<policy::Policy>>,
-    services: RwLock<BTreeMap<String, Arc<Service>>>,
+    services: RwLock<Registry>,
     /// Serialises deploy/remove so uid allocation and id checks are atomic.
     ops: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
@@ -117,6 +117,15 @@ pub struct Supervisor {
     /// `send_replace`: `send` drops the value when nobody subscribed yet,
     /// and a SIGTERM can arrive before the server subscribes.
     pub exit: watch::Sender<bool>,
+}
+
+/// The services held, by id, and the uids they hold.
+#[derive(Default)]
+struct Registry {
+    by_id: BTreeMap<String, Arc<Service>>,
+    /// Every held service's uid: a deploy takes the lowest one free
+    /// without visiting each service.
+    uids: std::collections::BTreeSet<u32>,
 }
 
 impl Supervisor {
@@ -151,7 +160,7 @@ impl Supervisor {
             launcher,
             artifacts,
             config,
-            services: RwLock::new(BTreeMap::new()),
+            services: RwLock::new(Registry::default()),
             ops: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             denials: Default::default(),
@@ -163,24 +172,33 @@ impl Supervisor {
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Service>, Error> {
-        self.services
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(id.to_owned()))
+        self.registry().by_id.get(id).cloned().ok_or_else(|| Error::NotFound(id.to_owned()))
+    }
+
+    fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.services.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn all(&self) -> Vec<Arc<Service>> {
-        self.services.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.registry().by_id.values().cloned().collect()
     }
 
     fn insert(&self, svc: Arc<Service>) {
-        self.services.write().unwrap_or_else(|p| p.into_inner()).insert(svc.id().to_owned(), svc);
+        let mut r = self.services.write().unwrap_or_else(|p| p.into_inner());
+        r.uids.insert(svc.uid);
+        if let Some(old) = r.by_id.insert(svc.id().to_owned(), svc) {
+            // A new revision of the same service keeps its uid.
+            if r.by_id.values().all(|s| s.uid != old.uid) {
+                r.uids.remove(&old.uid);
+            }
+        }
     }
 
     fn remove(&self, id: &str) {
-        self.services.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let mut r = self.services.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = r.by_id.remove(id) {
+            r.uids.remove(&old.uid);
+        }
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -189,7 +207,7 @@ impl Supervisor {
 
     /// Number of services held.
     pub fn len(&self) -> usize {
-        self.services.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.registry().by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -23,7 +23,8 @@ pub struct InstanceView {
     pub uptime_ms: u64,
     pub restart_count: u32,
     pub last_exit: Option<Exit>,
-    pub usage: Usage,
+    /// `None` when not sampled (the instances a deploy just started).
+    pub usage: Option<Usage>,
     pub uid: u32,
     pub spawn_us: u64,
     pub profile: String,
@@ -58,27 +59,35 @@ pub struct ListFilter {
 
 impl Supervisor {
     pub fn instance_views(&self, svc: &Service) -> Vec<InstanceView> {
-        self.views_with_usage(svc, Duration::ZERO)
+        self.views_with_usage(svc, Some(Duration::ZERO))
+    }
+
+    /// Views without usage: what a deploy answers with. Its instances have
+    /// just started, and reading three cgroup files per instance would
+    /// lengthen every deploy for figures that are still zero.
+    pub fn started_views(&self, svc: &Service) -> Vec<InstanceView> {
+        self.views_with_usage(svc, None)
     }
 
     /// Views with usage no older than `max_age` (read from the cgroup when
-    /// the cached sample is older; `List` over many services stays cheap).
-    fn views_with_usage(&self, svc: &Service, max_age: Duration) -> Vec<InstanceView> {
+    /// the cached sample is older; `List` over many services stays cheap),
+    /// or none with `None`.
+    fn views_with_usage(&self, svc: &Service, max_age: Option<Duration>) -> Vec<InstanceView> {
         let mut rt = svc.runtime();
         rt.instances
             .iter_mut()
             .map(|i| {
-                let usage = if i.pid == 0 {
-                    Usage::default()
-                } else {
-                    match i.usage {
+                let usage = match max_age {
+                    None => None,
+                    Some(_) if i.pid == 0 => Some(Usage::default()),
+                    Some(max_age) => Some(match i.usage {
                         Some((at, u)) if at.elapsed() <= max_age && !max_age.is_zero() => u,
                         _ => {
                             let u = i.cgroup.usage();
                             i.usage = Some((Instant::now(), u));
                             u
                         }
-                    }
+                    }),
                 };
                 (i, usage)
             })
@@ -116,7 +125,7 @@ impl Supervisor {
             revision: svc.revision,
             artifact_kind: svc.artifact.kind.clone(),
             artifact_sha256: svc.artifact.sha256.clone(),
-            instances: self.views_with_usage(svc, usage_max_age),
+            instances: self.views_with_usage(svc, Some(usage_max_age)),
             created_at_ms: svc.created_at_ms,
             failure,
             uid: svc.uid,
