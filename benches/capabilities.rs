@@ -5,7 +5,7 @@
 //! their reading: `docs/benchmarks.md`, "Capabilities (issue 4)".
 //!
 //! The program is `tests/programs/pingpong.c` (static, built with gcc).
-//! Each round runs six variants, in an order that rotates:
+//! Each round runs eight variants, in an order that rotates:
 //! - **Solo**: `pingpong serve` is deployed as a service, then `pingpong
 //!   ping peer N M SERVER` with the grant `peer=service:SERVER`, both
 //!   through the gRPC client with profile `default`. The pinger times N
@@ -19,10 +19,13 @@
 //!   SOCK_STREAM)`, started directly by the benchmark: no supervisor, no
 //!   sandbox;
 //!
-//! each unpinned, with both ends on CPU 0, and across CPUs 0 and 1
-//! (`PINGPONG_CPU` in a service's environment, `selftest N same|cross`):
-//! on a VM whether the two ends share a CPU decides most of a round
-//! trip's time, so only variants with the same placement are compared.
+//! each unpinned, with both ends on CPU 0, across CPUs 0 and 1
+//! (`PINGPONG_CPU` in a service's environment, `selftest N same|cross`),
+//! and across CPUs 0 and 1 with both ends polling (`PINGPONG_POLL=1`:
+//! reads spin on `MSG_DONTWAIT`, so no end sleeps and no wake-up is timed:
+//! the cost of the channel itself): on a VM whether the two ends share a
+//! CPU, and whether they sleep, decides most of a round trip's time, so
+//! only variants with the same placement are compared.
 //! The control requests are made in the unpinned Solo variant only.
 //!
 //! Runs as root. Under `cargo test --all-targets` (no `--bench` argument)
@@ -65,12 +68,14 @@ const PROFILE: &str = "default";
 const GRANT_NAME: &str = "peer";
 
 /// Where the two ends run: left to the scheduler, both on CPU 0, or the
-/// pinger on CPU 0 and the echoing end on CPU 1.
+/// pinger on CPU 0 and the echoing end on CPU 1; in the last, also with
+/// both ends polling (`PINGPONG_POLL=1`: no sleeping read, so no wake-up).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Placement {
     Unpinned,
     Same,
     Cross,
+    CrossPolling,
 }
 
 impl Placement {
@@ -79,6 +84,7 @@ impl Placement {
             Placement::Unpinned => "unpinned",
             Placement::Same => "both on CPU 0",
             Placement::Cross => "CPUs 0 and 1",
+            Placement::CrossPolling => "CPUs 0 and 1, both polling",
         }
     }
     /// `pingpong selftest`'s argument.
@@ -86,7 +92,7 @@ impl Placement {
         match self {
             Placement::Unpinned => "",
             Placement::Same => "same",
-            Placement::Cross => "cross",
+            Placement::Cross | Placement::CrossPolling => "cross",
         }
     }
     /// PINGPONG_CPU for the pinger and the server, if pinned.
@@ -94,8 +100,18 @@ impl Placement {
         match self {
             Placement::Unpinned => None,
             Placement::Same => Some((0, 0)),
-            Placement::Cross => Some((0, 1)),
+            Placement::Cross | Placement::CrossPolling => Some((0, 1)),
         }
+    }
+    /// Tags services and rounds apart.
+    fn tag(self) -> &'static str {
+        match self {
+            Placement::CrossPolling => "poll",
+            other => other.selftest_arg(),
+        }
+    }
+    fn polling(self) -> bool {
+        self == Placement::CrossPolling
     }
 }
 
@@ -110,13 +126,15 @@ struct Variant {
 /// pairs compare like with like (the placement decides most of a round
 /// trip's time on this VM), the unpinned pair is what a service gets.
 /// Round 0 runs them in this order; later rounds rotate it.
-const VARIANTS: [Variant; 6] = [
+const VARIANTS: [Variant; 8] = [
     Variant { solo: true, at: Placement::Unpinned },
     Variant { solo: false, at: Placement::Unpinned },
     Variant { solo: true, at: Placement::Same },
     Variant { solo: false, at: Placement::Same },
     Variant { solo: true, at: Placement::Cross },
     Variant { solo: false, at: Placement::Cross },
+    Variant { solo: true, at: Placement::CrossPolling },
+    Variant { solo: false, at: Placement::CrossPolling },
 ];
 
 impl Variant {
@@ -246,13 +264,28 @@ fn bare(program: &Path, n: u32, at: Placement) -> anyhow::Result<BTreeMap<String
     if !pin.is_empty() {
         cmd.arg(pin);
     }
+    if at.polling() {
+        cmd.env("PINGPONG_POLL", "1");
+    }
     let out = cmd.stdin(Stdio::null()).output().context("run pingpong selftest")?;
     let text = String::from_utf8_lossy(&out.stdout);
     ensure!(out.status.success() && text.contains("pingpong done"), "{cmd:?}: {}\n{text}", out.status);
     Ok(parse(&text))
 }
 
-fn spec(id: &str, program: &[u8], args: &[String], grants: Vec<pb::Grant>, cpu: Option<u32>) -> pb::ServiceSpec {
+fn spec(
+    id: &str,
+    program: &[u8],
+    args: &[String],
+    grants: Vec<pb::Grant>,
+    cpu: Option<u32>,
+    poll: bool,
+) -> pb::ServiceSpec {
+    let mut env: std::collections::HashMap<String, String> =
+        cpu.map(|c| ("PINGPONG_CPU".to_owned(), c.to_string())).into_iter().collect();
+    if poll {
+        env.insert("PINGPONG_POLL".into(), "1".into());
+    }
     pb::ServiceSpec {
         id: id.to_owned(),
         artifact: Some(pb::Artifact {
@@ -262,7 +295,7 @@ fn spec(id: &str, program: &[u8], args: &[String], grants: Vec<pb::Grant>, cpu: 
         profile: PROFILE.to_owned(),
         restart: Some(pb::RestartSpec { policy: pb::RestartPolicy::Never as i32, ..Default::default() }),
         grants,
-        env: cpu.map(|c| ("PINGPONG_CPU".to_owned(), c.to_string())).into_iter().collect(),
+        env,
         ..Default::default()
     }
 }
@@ -298,10 +331,10 @@ async fn solo_round(
     at: Placement,
     scale: Scale,
 ) -> anyhow::Result<SoloRun> {
-    let tag = format!("{}-{round}", at.selftest_arg());
+    let tag = format!("{}-{round}", at.tag());
     let (srv, cli) = (format!("pp-srv{tag}"), format!("pp-cli{tag}"));
     let (cli_cpu, srv_cpu) = (at.cpus().map(|c| c.0), at.cpus().map(|c| c.1));
-    deploy(c, spec(&srv, program, &["serve".into()], vec![], srv_cpu)).await?;
+    deploy(c, spec(&srv, program, &["serve".into()], vec![], srv_cpu, at.polling())).await?;
     let mut stream = c
         .watch(pb::WatchRequest { include_events: true, include_logs: true, ..Default::default() })
         .await?
@@ -309,7 +342,7 @@ async fn solo_round(
     let m = if at == Placement::Unpinned { scale.m } else { 0 };
     let args: Vec<String> = vec!["ping".into(), GRANT_NAME.into(), scale.n.to_string(), m.to_string(), srv.clone()];
     let grant = pb::Grant { spec: format!("service:{srv}"), name: GRANT_NAME.into() };
-    let inst = deploy(c, spec(&cli, program, &args, vec![grant], cli_cpu)).await?;
+    let inst = deploy(c, spec(&cli, program, &args, vec![grant], cli_cpu, at.polling())).await?;
     let (mut out, mut server_log) = (String::new(), Vec::new());
     let limit = Duration::from_secs(if scale.full { 300 } else { 60 });
     let deadline = Instant::now() + limit;
@@ -420,7 +453,7 @@ async fn run(scale: Scale) -> anyhow::Result<()> {
         p("\nSolo / bare, same placement, per round (median [min–max]); difference of the p50s:\n".into());
         p("| placement | p50 ratio | p99 ratio | p50 difference, µs |".into());
         p("|---|---|---|---|".into());
-        for at in [Placement::Unpinned, Placement::Same, Placement::Cross] {
+        for at in [Placement::Unpinned, Placement::Same, Placement::Cross, Placement::CrossPolling] {
             let find = |solo: bool| VARIANTS.iter().position(|v| v.solo == solo && v.at == at);
             let (Some(s), Some(b)) = (find(true), find(false)) else { continue };
             let per_round = |f: &dyn Fn(&Line, &Line) -> f64| -> Vec<f64> {

@@ -27,7 +27,10 @@
  *       Prints the two rtt_ns lines and `pingpong done`, then exits.
  *
  * With PINGPONG_CPU=C in the environment, every mode first pins itself (and
- * so every thread it starts) to CPU C.
+ * so every thread it starts) to CPU C. With PINGPONG_POLL=1, every read of
+ * a round trip (both ends; selftest's child inherits it) spins on
+ * recv(MSG_DONTWAIT) instead of sleeping in read(2): what a latency-bound
+ * service on a core of its own does, and the cost of the channel itself.
  *
  * Exit status 2 on bad usage, 1 on a failed system call or request.
  *
@@ -45,6 +48,20 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* PINGPONG_POLL=1: reads spin on MSG_DONTWAIT instead of sleeping, so a
+ * round trip costs the channel, not two wake-ups of a sleeping process. */
+static int polling;
+
+/* read(2), or with `polling` a spin on recv(MSG_DONTWAIT) until data (or
+ * the end, or an error other than EAGAIN) comes. */
+static ssize_t read_some(int fd, void *buf, size_t n) {
+    if (!polling) return read(fd, buf, n);
+    for (;;) {
+        ssize_t r = recv(fd, buf, n, MSG_DONTWAIT);
+        if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return r;
+    }
+}
 
 static void die(const char *what) {
     printf("pingpong: %s: %s\n", what, strerror(errno));
@@ -117,7 +134,7 @@ static ssize_t recv_msg(int ctl, char *buf, size_t cap, int *fd) {
 static void echo(int fd) {
     char buf[65536];
     for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
+        ssize_t r = read_some(fd, buf, sizeof buf);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0 || write_all(fd, buf, (size_t)r) < 0) break;
     }
@@ -190,7 +207,7 @@ static void round_trips(int fd, int size, int n, long long *v) {
         long long t0 = now_ns();
         if (write_all(fd, out, (size_t)size) < 0) die("write");
         for (int got = 0; got < size;) {
-            ssize_t r = read(fd, in + got, (size_t)(size - got));
+            ssize_t r = read_some(fd, in + got, (size_t)(size - got));
             if (r < 0 && errno == EINTR) continue;
             if (r <= 0) die(r == 0 ? "read: the peer closed the channel" : "read");
             got += (int)r;
@@ -240,8 +257,9 @@ static void pin(int cpu) {
 
 int main(int argc, char **argv) {
     /* The benchmark pins services this way (their threads inherit it). */
-    const char *cpu = getenv("PINGPONG_CPU");
+    const char *cpu = getenv("PINGPONG_CPU"), *poll = getenv("PINGPONG_POLL");
     if (cpu && *cpu) pin(atoi(cpu));
+    polling = poll && strcmp(poll, "1") == 0;
     if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
         int ctl = named_fd("solo-control");
         if (ctl < 0) {
