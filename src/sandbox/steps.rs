@@ -271,6 +271,9 @@ pub fn prepare(
     if passed.len() != plan.fds.len() {
         return Err(StepError { step: Step::Prepare, errno: Errno(libc::EBADF) });
     }
+    // For the child's reset-signals: which dispositions are not the
+    // default (read once per process).
+    sys::note_signal_dispositions();
     let program = prep(sys::open(&prep(sys::cstring(&plan.program))?, libc::O_PATH))?;
     let cgroup_v2 = match &plan.cgroup_v2 {
         Some(d) => Some(prep(sys::open(&prep(sys::cstring(d))?, libc::O_PATH | libc::O_DIRECTORY))?),

@@ -246,6 +246,23 @@ pub fn clear_inheritable() -> Result<(), Errno> {
     Ok(())
 }
 
+/// The effective and permitted sets (`capget`, both halves each).
+pub fn effective_and_permitted_caps() -> Result<(u64, u64), Errno> {
+    let d = capget()?;
+    let both = |f: fn(&CapData) -> u32| u64::from(f(&d[0])) | (u64::from(f(&d[1])) << 32);
+    Ok((both(|c| c.effective), both(|c| c.permitted)))
+}
+
+/// Empties the effective, permitted and inheritable sets in one `capset`
+/// (dropping is always allowed).
+pub fn clear_caps() -> Result<(), Errno> {
+    let d = [CapData::default(); 2];
+    let mut h = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    // SAFETY: a v3 header and the two data structs it takes.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) })?;
+    Ok(())
+}
+
 /// `PR_CAP_AMBIENT_CLEAR_ALL`.
 pub fn clear_ambient() -> Result<(), Errno> {
     // SAFETY: prctl with integer arguments.
