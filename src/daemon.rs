@@ -50,6 +50,20 @@ pub struct ServeArgs {
     /// Log filter (tracing env-filter syntax), e.g. "info" or "solo=debug".
     #[arg(long, env = "SOLO_LOG", default_value = "info")]
     pub log: String,
+    /// Threads running the gRPC server and the supervision tasks (1-64).
+    /// Default: one fewer than the CPUs, at least 1, so the launcher, the
+    /// store's writer and the blocking pool keep a CPU; every extra worker
+    /// adds hand-offs between CPUs to each request.
+    #[arg(long, env = "SOLO_WORKERS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: Option<u16>,
+}
+
+/// `--workers`, or one fewer than the CPUs this process may use (at least 1).
+fn workers(args: &ServeArgs) -> usize {
+    match args.workers {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -125,8 +139,11 @@ pub fn run(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
         let _ = sys::setrlimit(libc::RLIMIT_NOFILE, hard, hard);
     }
     sys::set_child_subreaper().context("cannot become a child subreaper")?;
-    let rt =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers(&args))
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(serve(args, socket))
 }
 

@@ -299,6 +299,13 @@ fn serve_refuses_bad_flags() {
         std::process::Command::new(common::solo_bin()).args(["serve", "--upload-limit", "12"]).output().expect("serve");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("too small"));
+    for bad in ["0", "65", "two"] {
+        let o =
+            std::process::Command::new(common::solo_bin()).args(["serve", "--workers", bad]).output().expect("serve");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "--workers {bad}: {err}");
+        assert!(err.contains("--workers"), "names the flag: {err}");
+    }
 }
 
 #[test]
