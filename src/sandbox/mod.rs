@@ -21,3 +21,15 @@ pub mod probe;
 pub mod seccomp;
 pub mod steps;
 pub mod sys;
+
+/// For unit tests that need root: whether this is root. Otherwise the test
+/// prints why it is skipped, or fails under `CI=true`, which must run them.
+#[cfg(test)]
+pub(crate) fn test_has_root(why: &str) -> bool {
+    if sys::geteuid() == 0 {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must run the unit tests as root ({why})");
+    eprintln!("skipped: needs root ({why})");
+    false
+}

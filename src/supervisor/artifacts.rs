@@ -90,22 +90,10 @@ impl ArtifactStore {
             return None;
         }
         match a {
-            ArtifactSpec::Script { interpreter, .. } => Some(ArtifactRef {
-                kind: "script".into(),
-                sha256: sha,
-                program: resolve_interpreter(interpreter).ok()?,
-                script: Some(path.display().to_string()),
-                interpreter: Some(interpreter.clone()),
-                size: bytes.len() as u64,
-            }),
-            _ => Some(ArtifactRef {
-                kind: "executable".into(),
-                sha256: sha,
-                program: path.display().to_string(),
-                script: None,
-                interpreter: None,
-                size: bytes.len() as u64,
-            }),
+            ArtifactSpec::Script { interpreter, .. } => {
+                Some(script_ref(&path, sha, resolve_interpreter(interpreter).ok()?, interpreter, bytes.len()))
+            }
+            _ => Some(executable_ref(&path, sha, bytes.len())),
         }
     }
 
@@ -115,26 +103,12 @@ impl ArtifactStore {
         match a {
             ArtifactSpec::Executable { content } => {
                 let (path, sha) = self.write(content, 0o555)?;
-                Ok(ArtifactRef {
-                    kind: "executable".into(),
-                    sha256: sha,
-                    program: path.display().to_string(),
-                    script: None,
-                    interpreter: None,
-                    size: content.len() as u64,
-                })
+                Ok(executable_ref(&path, sha, content.len()))
             }
             ArtifactSpec::Script { interpreter, source } => {
                 let program = resolve_interpreter(interpreter)?;
                 let (path, sha) = self.write(source, 0o444)?;
-                Ok(ArtifactRef {
-                    kind: "script".into(),
-                    sha256: sha,
-                    program,
-                    script: Some(path.display().to_string()),
-                    interpreter: Some(interpreter.clone()),
-                    size: source.len() as u64,
-                })
+                Ok(script_ref(&path, sha, program, interpreter, source.len()))
             }
             ArtifactSpec::HostPath { path } => host_path(path),
         }
@@ -164,6 +138,30 @@ impl ArtifactStore {
             return Err(ArtifactError::Io { path, cause: e });
         }
         Ok((path, sha))
+    }
+}
+
+/// An uploaded executable stored at `path`: run by descriptor.
+fn executable_ref(path: &Path, sha256: String, size: usize) -> ArtifactRef {
+    ArtifactRef {
+        kind: "executable".into(),
+        sha256,
+        program: path.display().to_string(),
+        script: None,
+        interpreter: None,
+        size: size as u64,
+    }
+}
+
+/// An uploaded script stored at `path`, run by the interpreter `program`.
+fn script_ref(path: &Path, sha256: String, program: String, interpreter: &str, size: usize) -> ArtifactRef {
+    ArtifactRef {
+        kind: "script".into(),
+        sha256,
+        program,
+        script: Some(path.display().to_string()),
+        interpreter: Some(interpreter.to_owned()),
+        size: size as u64,
     }
 }
 
