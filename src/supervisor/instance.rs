@@ -24,11 +24,18 @@ use std::time::{Duration, Instant};
 pub fn start(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, prepared: bool) {
     svc.alive.send_modify(|n| *n += 1);
     tokio::spawn(async move {
-        // Run the lifecycle in its own task so that a panic in it is seen
-        // here: the instance is marked failed, its cgroup still goes, and
+        // A panic in the lifecycle is caught here (one task, not a task
+        // awaiting another: a spawn and a wake-up less per launch): the
+        // instance is marked failed, its cgroup still goes, and
         // Kill/Shutdown (which wait for `alive`) cannot hang on it.
-        let (s, v) = (sup.clone(), svc.clone());
-        if let Err(e) = tokio::spawn(async move { run(&s, &v, replica, prepared).await }).await {
+        use futures::FutureExt;
+        let lifecycle = std::panic::AssertUnwindSafe(run(&sup, &svc, replica, prepared));
+        if let Err(panic) = lifecycle.catch_unwind().await {
+            let e = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
             let reason = format!("internal error: the supervision task panicked ({e}); kill --remove and deploy again");
             tracing::error!(service = %svc.id(), replica, "{reason}");
             svc.update(replica, |i, failure| {
