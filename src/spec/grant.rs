@@ -210,16 +210,13 @@ impl Readiness {
 
 /// Validates readiness against the service's grants.
 pub fn readiness(kind: &str, timeout_ms: u32, tcp_grant: &str, grants: &[GrantSpec]) -> Result<Readiness, FieldError> {
-    let startup_timeout_ms = match timeout_ms {
-        0 => Readiness::DEFAULT_TIMEOUT_MS,
-        n if n > Readiness::MAX_TIMEOUT_MS => {
-            return Err(FieldError::invalid(
-                "spec.readiness.startup_timeout_ms",
-                format!("{n} ms is more than the maximum of {} ms", Readiness::MAX_TIMEOUT_MS),
-            ))
-        }
-        n => n,
-    };
+    let startup_timeout_ms = super::validate::zero_means_default(
+        "spec.readiness.startup_timeout_ms",
+        timeout_ms,
+        Readiness::DEFAULT_TIMEOUT_MS,
+        Readiness::MAX_TIMEOUT_MS,
+        " ms",
+    )?;
     let kind = match kind {
         "" | "none" => ReadinessKind::None,
         "notify" => ReadinessKind::Notify,

@@ -147,26 +147,14 @@ impl Validator {
             ));
         }
         let restart = restart?;
-        let replicas = match raw.replicas {
-            0 => 1,
-            n if n > ServiceSpec::MAX_REPLICAS => {
-                return Err(FieldError::invalid(
-                    "spec.replicas",
-                    format!("{n} is more than the maximum of {}", ServiceSpec::MAX_REPLICAS),
-                ))
-            }
-            n => n,
-        };
-        let shutdown_timeout_ms = match raw.shutdown_timeout_ms {
-            0 => ServiceSpec::DEFAULT_SHUTDOWN_TIMEOUT_MS,
-            n if n > ServiceSpec::MAX_SHUTDOWN_TIMEOUT_MS => {
-                return Err(FieldError::invalid(
-                    "spec.shutdown_timeout_ms",
-                    format!("{n} ms is more than the maximum of {} ms", ServiceSpec::MAX_SHUTDOWN_TIMEOUT_MS),
-                ))
-            }
-            n => n,
-        };
+        let replicas = zero_means_default("spec.replicas", raw.replicas, 1, ServiceSpec::MAX_REPLICAS, "")?;
+        let shutdown_timeout_ms = zero_means_default(
+            "spec.shutdown_timeout_ms",
+            raw.shutdown_timeout_ms,
+            ServiceSpec::DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            ServiceSpec::MAX_SHUTDOWN_TIMEOUT_MS,
+            " ms",
+        )?;
         let labels = labels(raw.labels)?;
         let grants = super::grant::parse_all(&raw.grants)?;
         let readiness = super::grant::readiness(&raw.readiness_kind, raw.startup_timeout_ms, &raw.tcp_grant, &grants)?;
@@ -271,6 +259,16 @@ impl Validator {
 }
 
 type ArgsEnv = (Vec<String>, BTreeMap<String, String>);
+
+/// A count or duration where 0 (proto3's unset) means `default`, refused
+/// above `max`; `unit` follows the numbers in the message (" ms" or "").
+pub(super) fn zero_means_default(field: &str, n: u32, default: u32, max: u32, unit: &str) -> Result<u32, FieldError> {
+    match n {
+        0 => Ok(default),
+        n if n > max => Err(FieldError::invalid(field, format!("{n}{unit} is more than the maximum of {max}{unit}"))),
+        n => Ok(n),
+    }
+}
 
 fn args_env(args: Vec<String>, env: BTreeMap<String, String>) -> Result<ArgsEnv, FieldError> {
     if args.len() > MAX_ARGS {
