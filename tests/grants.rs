@@ -8,7 +8,7 @@ mod common;
 
 use common::{require_root, wait_for, Daemon};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,20 +25,6 @@ fn have_python(test: &str) -> bool {
     assert!(!common::in_ci(), "{test}: python3 is not installed and CI=true forbids skipping");
     eprintln!("SKIPPED {test}: no /usr/bin/python3");
     false
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// One HTTP/1.0 GET; the whole response.
-fn get(port: u16) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
 }
 
 fn logs(d: &Daemon, id: &str) -> String {
@@ -89,7 +75,7 @@ fn http_service_without_network_serves_on_a_granted_socket_and_loses_no_connecti
         return;
     }
     let d = Daemon::start();
-    let port = free_port();
+    let port = common::free_port();
     // Ready when it accepts on its socket: --wait returns only then.
     deploy_httpd(&d, "web", port, &["--ready", "tcp:http", "--restart", "always", "--backoff-ms", "50", "--wait"]);
     let st = d.status("web");
@@ -97,7 +83,7 @@ fn http_service_without_network_serves_on_a_granted_socket_and_loses_no_connecti
     assert_eq!(st["service"]["grants"][0]["name"], "http", "{st}");
     assert_eq!(st["service"]["grants"][0]["spec"], format!("listen:tcp:127.0.0.1:{port}"), "{st}");
     assert!(d.ok(&["status", "web"]).contains("grants:    solo-control (fd 3), http=listen:tcp:127.0.0.1:"));
-    let body = get(port).expect("GET");
+    let body = common::http_get(port).expect("GET");
     assert!(body.starts_with("HTTP/1.0 200 OK") && body.contains("hello from web.0"), "{body}");
     // The service's own network namespace has no route out: the socket
     // works only because the supervisor bound it on the host.
@@ -111,7 +97,7 @@ fn http_service_without_network_serves_on_a_granted_socket_and_loses_no_connecti
         std::thread::spawn(move || {
             let (mut ok, mut failed) = (0u32, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match get(port) {
+                match common::http_get(port) {
                     Ok(b) if b.contains("200 OK") => ok += 1,
                     Ok(b) => failed.push(format!("bad answer: {b}")),
                     Err(e) => failed.push(e.to_string()),
@@ -151,7 +137,7 @@ fn http_service_without_network_serves_on_a_granted_socket_and_loses_no_connecti
     wait_for("the holder killed", T, || (!common::alive(before)).then_some(()));
     let l = wait_log(&d, "web", "no socket named http");
     assert!(l.contains("fds: ['solo-control']"), "{l}");
-    let e = get(port).expect_err("nobody listens after the revoke");
+    let e = common::http_get(port).expect_err("nobody listens after the revoke");
     assert!(matches!(e.kind(), std::io::ErrorKind::ConnectionRefused), "{e}");
 }
 
@@ -162,7 +148,7 @@ fn readiness_gates_deploy_wait() {
     }
     let d = Daemon::start();
     // READY=1 over $NOTIFY_SOCKET.
-    deploy_httpd(&d, "notified", free_port(), &["--ready", "notify", "--wait"]);
+    deploy_httpd(&d, "notified", common::free_port(), &["--ready", "notify", "--wait"]);
     assert!(logs(&d, "notified").contains("sent READY=1"));
     assert_eq!(d.status("notified")["service"]["state"], "SERVICE_STATE_RUNNING");
     // A listening Unix socket works the same way.
@@ -179,7 +165,7 @@ fn readiness_gates_deploy_wait() {
     // Never ready (the socket is granted under another name, so it exits;
     // a sleeper would do too): --wait fails, naming the timeout.
     let script = service_script("peer.py");
-    let port = free_port();
+    let port = common::free_port();
     let grant = format!("web=listen:tcp:127.0.0.1:{port}");
     let err = d.fails(&[
         "deploy",

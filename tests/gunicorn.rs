@@ -18,8 +18,6 @@
 mod common;
 
 use common::{require_root, wait_for, Daemon};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -50,23 +48,9 @@ fn site_packages(python: &Path) -> Result<PathBuf, String> {
     std::fs::canonicalize(&dir).map_err(|e| format!("{dir}: {e}"))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// One HTTP/1.0 GET of `/`; the whole response.
-fn get(port: u16) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
 fn assert_served(port: u16, what: &str) {
     for i in 0..6 {
-        let r = get(port).unwrap_or_else(|e| panic!("{what}: GET {i}: {e}"));
+        let r = common::http_get(port).unwrap_or_else(|e| panic!("{what}: GET {i}: {e}"));
         assert!(r.starts_with("HTTP/1.0 200 OK\r\n"), "{what}: GET {i}:\n{r}");
         assert!(r.contains("\r\n\r\nhello from gunicorn worker ") && r.ends_with(" of web\n"), "{what}: GET {i}:\n{r}");
         assert!(r.contains("\r\nServer: gunicorn\r\n"), "{what}: not gunicorn answering:\n{r}");
@@ -166,7 +150,7 @@ fn gunicorn_with_two_workers_serves_on_a_granted_socket_and_comes_back_after_sig
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/services/gunicorn_app.py");
     let script = script.to_str().expect("utf-8 path");
     let d = Daemon::start();
-    let port = free_port();
+    let port = common::free_port();
     let http = format!("http=listen:tcp:127.0.0.1:{port}");
     let dir = format!("site=dir:{site}:ro");
     // `--ready notify`: `--wait` returns once gunicorn's arbiter itself has

@@ -67,6 +67,20 @@ fn append_block(token: &str, block: &serde_json::Value) -> String {
     format!("{head}.{}.{}", b64.encode(&bytes), b64.encode(next))
 }
 
+/// A request for a token with `permissions` on `resource` (empty: the
+/// caller's own), valid `ttl_seconds` (0: the default), for `subject`.
+fn token_request(permissions: &[&str], resource: &str, ttl_seconds: u32, subject: &str) -> pb::GrantCapabilityRequest {
+    pb::GrantCapabilityRequest {
+        service: String::new(),
+        what: Some(pb::grant_capability_request::What::Token(pb::TokenGrant {
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            resource: resource.into(),
+            ttl_seconds,
+            subject: subject.into(),
+        })),
+    }
+}
+
 #[test]
 fn every_bad_token_is_refused_with_its_reason_and_recorded() {
     if !require_root("every_bad_token_is_refused_with_its_reason_and_recorded") {
@@ -232,15 +246,7 @@ async fn grpc_calls_need_a_token_and_system_services_need_system() {
     op.deploy(pb::DeployRequest { spec: Some(spec("app", pb::Tier::User)), wait: true }).await.expect("user deploy");
     // An agent token over everything, but without `system`.
     let r = op
-        .grant_capability(pb::GrantCapabilityRequest {
-            service: String::new(),
-            what: Some(pb::grant_capability_request::What::Token(pb::TokenGrant {
-                permissions: vec!["status".into(), "kill".into(), "deploy".into()],
-                resource: "*".into(),
-                ttl_seconds: 600,
-                subject: "agent-x".into(),
-            })),
-        })
+        .grant_capability(token_request(&["status", "kill", "deploy"], "*", 600, "agent-x"))
         .await
         .expect("issue")
         .into_inner();
@@ -256,31 +262,11 @@ async fn grpc_calls_need_a_token_and_system_services_need_system() {
         .expect_err("deploying a system service");
     assert_eq!(e.code(), Code::PermissionDenied);
     // A token cannot issue a wider one (no grant permission here at all).
-    let e = agent
-        .grant_capability(pb::GrantCapabilityRequest {
-            service: String::new(),
-            what: Some(pb::grant_capability_request::What::Token(pb::TokenGrant {
-                permissions: vec!["status".into()],
-                subject: "y".into(),
-                ..Default::default()
-            })),
-        })
-        .await
-        .expect_err("no grant permission");
+    let e = agent.grant_capability(token_request(&["status"], "", 0, "y")).await.expect_err("no grant permission");
     assert_eq!(e.code(), Code::PermissionDenied);
     assert!(e.message().contains("'grant'"), "{}", e.message());
     // Bad requests name the field.
-    let e = op
-        .grant_capability(pb::GrantCapabilityRequest {
-            service: String::new(),
-            what: Some(pb::grant_capability_request::What::Token(pb::TokenGrant {
-                permissions: vec!["fly".into()],
-                subject: "y".into(),
-                ..Default::default()
-            })),
-        })
-        .await
-        .expect_err("bad permission");
+    let e = op.grant_capability(token_request(&["fly"], "", 0, "y")).await.expect_err("bad permission");
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("token.permissions") && e.message().contains("fly"), "{}", e.message());
     let e = op
@@ -297,15 +283,7 @@ async fn grpc_calls_need_a_token_and_system_services_need_system() {
     // An agent that may deploy and grant, but not `system`: no host paths,
     // no privileged ports, no system services even in lists.
     let r = op
-        .grant_capability(pb::GrantCapabilityRequest {
-            service: String::new(),
-            what: Some(pb::grant_capability_request::What::Token(pb::TokenGrant {
-                permissions: vec!["deploy".into(), "grant".into(), "status".into()],
-                resource: "*".into(),
-                ttl_seconds: 600,
-                subject: "agent-g".into(),
-            })),
-        })
+        .grant_capability(token_request(&["deploy", "grant", "status"], "*", 600, "agent-g"))
         .await
         .expect("issue")
         .into_inner();

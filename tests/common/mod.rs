@@ -455,3 +455,19 @@ pub fn python_env() -> Result<PathBuf, String> {
     }
     Ok(python)
 }
+
+/// A TCP port free on 127.0.0.1 right now (the OS picks it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// One HTTP/1.0 GET of `/` on 127.0.0.1:`port`; the whole response.
+pub fn http_get(port: u16) -> std::io::Result<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
