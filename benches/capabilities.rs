@@ -287,16 +287,10 @@ fn spec(
         env.insert("PINGPONG_POLL".into(), "1".into());
     }
     pb::ServiceSpec {
-        id: id.to_owned(),
-        artifact: Some(pb::Artifact {
-            kind: Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: program.to_vec() })),
-        }),
-        args: args.to_vec(),
-        profile: PROFILE.to_owned(),
         restart: Some(pb::RestartSpec { policy: pb::RestartPolicy::Never as i32, ..Default::default() }),
         grants,
         env,
-        ..Default::default()
+        ..common::executable_spec(id, program, args, PROFILE)
     }
 }
 

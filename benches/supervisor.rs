@@ -368,16 +368,7 @@ fn spec_with(
     profile: &str,
     args: &[String],
 ) -> pb::ServiceSpec {
-    pb::ServiceSpec {
-        id: id.to_owned(),
-        artifact: Some(pb::Artifact {
-            kind: Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: program.to_vec() })),
-        }),
-        args: args.to_vec(),
-        profile: profile.to_owned(),
-        restart,
-        ..Default::default()
-    }
+    pb::ServiceSpec { restart, ..common::executable_spec(id, program, args, profile) }
 }
 
 fn never() -> Option<pb::RestartSpec> {
