@@ -185,13 +185,12 @@ impl Supervisor {
 
     fn insert(&self, svc: Arc<Service>) {
         let mut r = self.services.write().unwrap_or_else(|p| p.into_inner());
-        r.uids.insert(svc.uid);
+        let uid = svc.uid;
+        // Each service holds its own uid; a new revision of one keeps it.
         if let Some(old) = r.by_id.insert(svc.id().to_owned(), svc) {
-            // A new revision of the same service keeps its uid.
-            if r.by_id.values().all(|s| s.uid != old.uid) {
-                r.uids.remove(&old.uid);
-            }
+            r.uids.remove(&old.uid);
         }
+        r.uids.insert(uid);
     }
 
     fn remove(&self, id: &str) {
