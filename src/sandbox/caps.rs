@@ -53,7 +53,7 @@ pub fn ensure_bounding_dropped() -> Result<(), Errno> {
 /// launcher emptied that set before the clone anyway.
 pub fn clear_all() -> Result<(), Errno> {
     const CAP_SETPCAP: u64 = 1 << 8;
-    let (effective, _) = sys::effective_and_permitted_caps()?;
+    let (effective, _, _) = sys::cap_sets()?;
     if effective & CAP_SETPCAP != 0 {
         sys::clear_bounding()?;
     }
@@ -63,8 +63,8 @@ pub fn clear_all() -> Result<(), Errno> {
         Err(e) => return Err(e),
     }
     sys::clear_caps()?;
-    match sys::effective_and_permitted_caps()? {
-        (0, 0) if sys::inheritable_caps()? == 0 => Ok(()),
+    match sys::cap_sets()? {
+        (0, 0, 0) => Ok(()),
         _ => Err(Errno(libc::EPERM)),
     }
 }
@@ -108,7 +108,7 @@ mod tests {
             return;
         }
         fn none_left() -> bool {
-            sys::effective_and_permitted_caps() == Ok((0, 0)) && sys::inheritable_caps() == Ok(0) && bounding_empty()
+            sys::cap_sets() == Ok((0, 0, 0)) && bounding_empty()
         }
         // Root with every set full (as after a user namespace): all emptied,
         // the bounding set too (CAP_SETPCAP was held).

@@ -246,11 +246,11 @@ pub fn clear_inheritable() -> Result<(), Errno> {
     Ok(())
 }
 
-/// The effective and permitted sets (`capget`, both halves each).
-pub fn effective_and_permitted_caps() -> Result<(u64, u64), Errno> {
+/// The effective, permitted and inheritable sets, in one `capget`.
+pub fn cap_sets() -> Result<(u64, u64, u64), Errno> {
     let d = capget()?;
     let both = |f: fn(&CapData) -> u32| u64::from(f(&d[0])) | (u64::from(f(&d[1])) << 32);
-    Ok((both(|c| c.effective), both(|c| c.permitted)))
+    Ok((both(|c| c.effective), both(|c| c.permitted), both(|c| c.inheritable)))
 }
 
 /// Empties the effective, permitted and inheritable sets in one `capset`
