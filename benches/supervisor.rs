@@ -631,7 +631,7 @@ fn bwrap_args(hello: &Path, data: &Path, share_net: bool) -> anyhow::Result<Vec<
 fn profile_bpf(profile: &str) -> anyhow::Result<Vec<u8>> {
     let set = solo::profiles::ProfileSet::builtin().map_err(|e| anyhow!("{e}"))?;
     let p = set.get(profile).with_context(|| format!("no profile {profile}"))?;
-    Ok(solo::sandbox::seccomp::compile(&p.allowed_syscalls())?)
+    Ok(solo::sandbox::seccomp::compile(&p.allowed_syscalls(), &p.network.socket_families)?)
 }
 
 /// An OCI bundle whose process is `/hello`, from `runc spec`.
@@ -891,8 +891,11 @@ async fn seccomp_cost(c: &mut Client, program: &Path, tmp: &Path, scale: Scale) 
     // Solo's is a binary tree).
     let linear = tmp.join("loop-linear.bpf");
     let set = solo::profiles::ProfileSet::builtin().map_err(|e| anyhow!("{e}"))?;
-    let allow = set.get(PROFILE).context("no default profile")?.allowed_syscalls();
-    std::fs::write(&linear, solo::sandbox::seccomp::compile_as(&allow, false)?)?;
+    let p = set.get(PROFILE).context("no default profile")?;
+    std::fs::write(
+        &linear,
+        solo::sandbox::seccomp::compile_as(&p.allowed_syscalls(), &p.network.socket_families, false)?,
+    )?;
     let n = LOOP_VARIANTS.len();
     let mut whole: Vec<Samples> = vec![Samples::default(); n];
     let mut chunks: Vec<Samples> = vec![Samples::default(); n];

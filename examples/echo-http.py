@@ -10,12 +10,22 @@ Deploy it:
     solo deploy echo --script examples/echo-http.py --interpreter python3 \
         --profile network-client
 
+or socket-activated, with no network of its own, as many replicas as you
+like, updatable without dropping a request (docs/updates.md): given a
+listening socket named "http" (LISTEN_FDS, as systemd passes it), it serves
+on that socket instead of binding one, and says READY=1 on $NOTIFY_SOCKET:
+
+    solo deploy echo --script examples/echo-http.py --interpreter python3 \
+        --grant http=listen:tcp:127.0.0.1:8080 --ready notify --replicas 2
+
 Behaves as Solo expects a service to: logs to stdout/stderr (captured by the
 supervisor), and on SIGTERM stops serving and exits 0 within the grace period.
 """
 
 import os
 import signal
+import socket
+import socketserver
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,8 +65,37 @@ class Echo(BaseHTTPRequestHandler):
         log("{} {}".format(self.address_string(), fmt % args))
 
 
+def activated():
+    """The listening socket named "http" that socket activation passed, if any."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    names = os.environ.get("LISTEN_FDNAMES", "").split(":")[: int(os.environ.get("LISTEN_FDS", "0"))]
+    if "http" not in names:
+        return None
+    sock = socket.socket(fileno=3 + names.index("http"))
+    # Other instances accept on this same socket: never block in accept
+    # after another took the connection (that would delay our SIGTERM).
+    sock.setblocking(False)
+    return sock
+
+
+class ActivatedServer(ThreadingHTTPServer):
+    """Serves on a socket it was given: it creates none (under a profile
+    without network, creating one would be refused)."""
+
+    def __init__(self, sock, handler):
+        socketserver.BaseServer.__init__(self, sock.getsockname()[:2], handler)
+        self.socket = sock
+
+
 def main():
-    server = ThreadingHTTPServer((HOST, PORT), Echo)
+    sock = activated()
+    if sock is None:
+        server = ThreadingHTTPServer((HOST, PORT), Echo)
+        where = "http://{}:{}/".format(HOST, PORT)
+    else:
+        server = ActivatedServer(sock, Echo)
+        where = "the activated socket http://{}:{}/".format(*sock.getsockname()[:2])
 
     def on_term(signum, _frame):
         log("echo-http: got signal {}, shutting down".format(signum))
@@ -66,7 +105,9 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    log("echo-http: listening on http://{}:{}/ as uid {}".format(HOST, PORT, os.getuid()))
+    log("echo-http: listening on {} as uid {}".format(where, os.getuid()))
+    if os.environ.get("NOTIFY_SOCKET"):
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
     server.serve_forever()
     server.server_close()
     log("echo-http: stopped")

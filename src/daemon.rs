@@ -1,7 +1,7 @@
 //! `solo serve`: configuration, start-up checks, signals, and the serve loop.
 
 use crate::sandbox::sys;
-use crate::supervisor::{self, Supervisor};
+use crate::supervisor::{self, Leaving, Supervisor};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
@@ -17,7 +17,18 @@ pub enum LogFormat {
     Json,
 }
 
-/// `solo serve` flags (each also settable by environment).
+/// What SIGTERM does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnSigterm {
+    /// Stop every service (user tier, then system), then exit.
+    Stop,
+    /// Exit and leave every service running; the next `solo serve`
+    /// re-adopts them (what `systemctl restart solo` wants).
+    Detach,
+}
+
+// `solo serve` flags (each also settable by environment). A comment, not a
+// doc comment: clap would show it instead of the `serve` variant's text.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// State directory: SQLite database, artifacts, logs.
@@ -50,12 +61,81 @@ pub struct ServeArgs {
     /// Log filter (tracing env-filter syntax), e.g. "info" or "solo=debug".
     #[arg(long, env = "SOLO_LOG", default_value = "info")]
     pub log: String,
+    /// Lines of each service's output kept in memory for `solo logs` and
+    /// Watch (1-100000); older lines are only in the service's log files.
+    /// The daemon's memory for logs is about this times 200 bytes per service.
+    #[arg(long, env = "SOLO_LOG_RING_LINES", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub log_ring_lines: u32,
     /// Threads running the gRPC server and the supervision tasks (1-64).
     /// Default: one fewer than the CPUs, at least 1, so the launcher, the
     /// store's writer and the blocking pool keep a CPU; every extra worker
     /// adds hand-offs between CPUs to each request.
     #[arg(long, env = "SOLO_WORKERS", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: Option<u16>,
+    /// Revisions kept per service (1-100), for `solo rollback`: the newest
+    /// ones, and always the one running. Artifacts no kept revision names
+    /// are removed.
+    #[arg(long, env = "SOLO_KEEP_REVISIONS", default_value_t = supervisor::Config::DEFAULT_KEEP_REVISIONS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub keep_revisions: u32,
+    /// Also serve the operator's live web view on this address (e.g.
+    /// 127.0.0.1:8090; off by default). Every page needs a login with a
+    /// Solo token and is made from gRPC calls with it (docs/ui.md).
+    #[arg(long, env = "SOLO_UI", value_name = "ADDR")]
+    pub ui: Option<SocketAddr>,
+    /// Allow a non-loopback --ui address (plain HTTP: tokens cross the network in clear).
+    #[arg(long, requires = "ui")]
+    pub ui_allow_remote: bool,
+    /// What SIGTERM does: stop every service then exit, or exit leaving
+    /// them running for the next `solo serve` to re-adopt (the systemd
+    /// unit's choice). SIGINT always stops; `solo shutdown` always stops;
+    /// SIGHUP and `solo daemon reexec` re-exec the binary, leaving them
+    /// running.
+    #[arg(long, env = "SOLO_ON_SIGTERM", value_enum, default_value = "stop")]
+    pub on_sigterm: OnSigterm,
+    /// Audit records older than this are pruned, behind a signed checkpoint
+    /// (e.g. 90d, 12h; "off" keeps them by age forever). See docs/audit.md.
+    #[arg(long, env = "SOLO_AUDIT_RETENTION", default_value = "90d", value_parser = parse_retention, value_name = "AGE")]
+    pub audit_retention: AuditAge,
+    /// At most this many audit records are kept (the oldest are pruned
+    /// behind a signed checkpoint); 0 = no limit.
+    #[arg(long, env = "SOLO_AUDIT_MAX_RECORDS", default_value_t = 1_000_000, value_name = "N")]
+    pub audit_max_records: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464);
+    /// off by default. Loopback only unless --metrics-allow-remote. See docs/metrics.md.
+    #[arg(long, env = "SOLO_METRICS", value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Let --metrics bind a non-loopback address (the metrics name every
+    /// service; put a firewall or a proxy with authentication in front).
+    #[arg(long, env = "SOLO_METRICS_ALLOW_REMOTE", requires = "metrics")]
+    pub metrics_allow_remote: bool,
+}
+
+/// `--audit-retention`: an age, or `None` for `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditAge(pub Option<Duration>);
+
+/// `--audit-retention`: `off`, or a positive age such as `90d`, `12h`, `30m`.
+fn parse_retention(s: &str) -> Result<AuditAge, String> {
+    if s == "off" {
+        return Ok(AuditAge(None));
+    }
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{s}' is not an age: use a number and s, m, h or d (e.g. 90d), or off")),
+    };
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 => n
+            .checked_mul(mult)
+            .map(|secs| AuditAge(Some(Duration::from_secs(secs))))
+            .ok_or_else(|| format!("'{s}' is too long")),
+        _ => Err(format!("'{s}' is not an age: use a positive number and s, m, h or d (e.g. 90d), or off")),
+    }
 }
 
 /// `--workers`, or one fewer than the CPUs this process may use (at least 1).
@@ -130,7 +210,15 @@ pub fn run(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(n) = &args.cgroup_name {
         crate::spec::validate_service_id(n).map_err(|r| anyhow::anyhow!("--cgroup-name: {r}"))?;
     }
+    // Before anything opens a descriptor of its own: whatever the daemon
+    // inherited beyond stdin, stdout and stderr (a script's pipe, a file,
+    // a socket) is closed, so it can neither reach the launcher and a
+    // service nor keep the starter's pipe open.
+    let inherited = close_inherited().context("cannot close inherited descriptors")?;
     init_tracing(&args);
+    if !inherited.is_empty() {
+        tracing::info!(descriptors = %inherited.join(", "), "closed descriptors inherited from the parent");
+    }
     // Nothing the daemon writes (database, logs) is for other uids; files
     // meant for services (artifacts) get their modes set explicitly.
     sys::set_umask(0o077);
@@ -139,15 +227,34 @@ pub fn run(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
         let _ = sys::setrlimit(libc::RLIMIT_NOFILE, hard, hard);
     }
     sys::set_child_subreaper().context("cannot become a child subreaper")?;
+    let reexecuted = std::env::var_os(REEXEC_ENV).is_some();
+    // Not passed on to the launcher it may start, nor to a later re-exec
+    // (removed while the process is still single-threaded).
+    std::env::remove_var(REEXEC_ENV);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers(&args))
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(serve(args, socket))
+    rt.block_on(serve(args, socket, reexecuted))
 }
 
-async fn serve(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
+/// Closes every descriptor from 3 up; returns them as `N (target)`.
+fn close_inherited() -> std::io::Result<Vec<String>> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd")?.flatten() {
+        if let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()).filter(|fd| *fd >= 3) {
+            let target = std::fs::read_link(e.path()).map(|t| t.display().to_string()).unwrap_or_default();
+            found.push((fd, target));
+        }
+    }
+    // The directory read above is closed by now: what is still open was inherited.
+    found.retain(|(fd, _)| sys::fd_is_open(*fd));
+    sys::close_fds_from(3).map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
+    Ok(found.into_iter().map(|(fd, t)| format!("{fd} ({t})")).collect())
+}
+
+async fn serve(args: ServeArgs, socket: Option<PathBuf>, reexecuted: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("cannot create state dir {}", args.state_dir.display()))?;
@@ -157,6 +264,11 @@ async fn serve(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create runtime dir {}", args.runtime_dir.display()))?;
     check_traversable(&state_dir)?;
     let _lock = lock_state_dir(&state_dir)?;
+    // Bound before anything starts: a bad or busy address changes nothing.
+    let metrics = match args.metrics {
+        Some(addr) => Some(crate::metrics::http::bind(addr, args.metrics_allow_remote).await?),
+        None => None,
+    };
     let socket = socket.unwrap_or_else(|| args.runtime_dir.join("solo.sock"));
     let exe = std::env::current_exe().context("cannot find the solo binary for the launcher")?;
     let config = supervisor::Config {
@@ -167,25 +279,105 @@ async fn serve(args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
         upload_limit: args.upload_limit,
         exe,
         service_cwd: "/".into(),
-        log: Default::default(),
+        log: supervisor::logs::LogConfig { ring_lines: args.log_ring_lines as usize, ..Default::default() },
         runtime_dir: args.runtime_dir.clone(),
+        keep_revisions: args.keep_revisions,
+        audit: supervisor::audit_log::AuditConfig {
+            max_age: args.audit_retention.0,
+            max_records: (args.audit_max_records > 0).then_some(args.audit_max_records),
+            ..Default::default()
+        },
+        sample_usage: metrics.is_some(),
+        reexecuted,
     };
-    tracing::info!(state_dir = %config.state_dir.display(), cgroup = %config.cgroup_tag, "starting");
+    tracing::info!(state_dir = %config.state_dir.display(), cgroup = %config.cgroup_tag, reexecuted, "starting");
     let profiles =
         crate::profiles::ProfileSet::load(args.profiles_dir.as_deref()).context("cannot load the sandbox profiles")?;
     let sup = Supervisor::start(config, profiles).await.context("cannot start the supervisor")?;
     tracing::info!(mode = sup.layout.mode(), services = sup.len(), "supervisor ready");
-    spawn_signal_tasks(sup.clone())?;
+    spawn_signal_tasks(sup.clone(), args.on_sigterm)?;
+    if let Some(listener) = metrics {
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let s = sup.clone();
+        crate::metrics::http::serve(listener, Arc::new(move || s.render_metrics()));
+        tracing::info!(addr = %addr, "serving Prometheus metrics at /metrics");
+    }
+    if let Some(addr) = args.ui {
+        spawn_ui(&sup, addr, &args, &socket).await?;
+    }
     // Room for the artifact plus the rest of the request.
     let max_message = (args.upload_limit as usize).saturating_add(4 << 20);
     crate::api::server::serve(sup.clone(), &socket, args.listen, max_message).await?;
-    // Everything recorded so far reaches the database before exit.
-    sup.store.flush().await;
-    tracing::info!("bye");
+    match sup.leaving() {
+        None => {
+            let why = sup
+                .stop_reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| "exit requested".into());
+            sup.audit_daemon_stop(&why).await;
+            // Everything recorded so far reaches the database before exit.
+            sup.store.flush().await;
+            tracing::info!("bye");
+            Ok(())
+        }
+        Some(how) => {
+            let why = match how {
+                Leaving::Reexec => "re-exec: services left running for the new image to re-adopt",
+                Leaving::Detach => "detached: services left running for the next solo serve to re-adopt",
+            };
+            sup.audit_daemon_stop(why).await;
+            sup.hand_over().await;
+            match how {
+                Leaving::Detach => {
+                    tracing::info!("bye (services left running)");
+                    // No runtime tear-down: nothing may stop the services now.
+                    std::process::exit(0)
+                }
+                Leaving::Reexec => Err(reexec(&sup.config.exe)),
+            }
+        }
+    }
+}
+
+/// `--ui`: the web view, in this process but a client of the gRPC socket
+/// like any other (it holds no token of its own: each login brings one).
+async fn spawn_ui(sup: &Arc<Supervisor>, addr: SocketAddr, args: &ServeArgs, socket: &Path) -> anyhow::Result<()> {
+    let channel = crate::cli::channel_lazy(socket)?;
+    let bound = crate::ui::bind(addr, args.ui_allow_remote, args.profiles_dir.as_deref(), channel).await?;
+    tracing::info!(addr = %bound.addr().unwrap_or(addr), "serving the web view (--ui)");
+    let mut exit = sup.exit.subscribe();
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = exit.wait_for(|e| *e).await;
+        };
+        if let Err(e) = bound.serve(stop).await {
+            tracing::error!(error = %e, "the web view stopped");
+        }
+    });
     Ok(())
 }
 
-fn spawn_signal_tasks(sup: Arc<Supervisor>) -> anyhow::Result<()> {
+/// Execs `exe` with this process's arguments: the same pid, a new image
+/// (possibly a new binary at the same path) that attaches to the launcher
+/// and re-adopts every service. Returns only on failure; the services stay
+/// with the launcher, so the next start (systemd's `Restart=`) re-adopts
+/// them.
+fn reexec(exe: &Path) -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    tracing::info!(binary = %exe.display(), "re-executing");
+    let e = std::process::Command::new(exe).args(std::env::args_os().skip(1)).env(REEXEC_ENV, "1").exec();
+    anyhow::anyhow!(
+        "cannot re-exec {}: {e}; the services keep running with the launcher and the next `solo serve` re-adopts them",
+        exe.display()
+    )
+}
+
+/// Set in the environment of a re-exec'd daemon (for its log line).
+const REEXEC_ENV: &str = "SOLO_REEXECUTED";
+
+fn spawn_signal_tasks(sup: Arc<Supervisor>, on_sigterm: OnSigterm) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut chld = signal(SignalKind::child())?;
     let s = sup.clone();
@@ -196,14 +388,24 @@ fn spawn_signal_tasks(sup: Arc<Supervisor>) -> anyhow::Result<()> {
     });
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
-        let which = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+        let (which, leave) = tokio::select! {
+            _ = term.recv() => ("SIGTERM", (on_sigterm == OnSigterm::Detach).then_some(Leaving::Detach)),
+            _ = int.recv() => ("SIGINT", None),
+            _ = hup.recv() => ("SIGHUP", Some(Leaving::Reexec)),
         };
-        tracing::info!(signal = which, "graceful shutdown");
-        sup.shutdown(Duration::from_secs(30)).await;
-        sup.exit.send_replace(true);
+        match leave {
+            Some(how) => {
+                tracing::info!(signal = which, ?how, "leaving the services running");
+                sup.leave(how);
+            }
+            None => {
+                tracing::info!(signal = which, "graceful shutdown");
+                sup.shutdown(Duration::from_secs(30)).await;
+                sup.request_exit(which);
+            }
+        }
     });
     Ok(())
 }

@@ -30,21 +30,36 @@
 //! - [`api`]: gRPC adapters. [`cli`]: the client; it depends on the
 //!   generated client, [`spec`] helpers and (for `doctor`) [`sandbox::probe`],
 //!   never on the supervisor, the store or the daemon.
-//! - [`daemon`]: `solo serve` (flags, start-up checks, signals).
+//! - [`mcp`]: `solo mcp`, an MCP server for agents; [`ui`]: the operator's
+//!   live web view. Both are clients of the API like [`cli`] (they import
+//!   [`cli`], [`proto`], [`spec`], [`auth`], [`profiles`]), never the
+//!   supervisor, the store, the api or the daemon.
+//! - [`daemon`]: `solo serve` (flags, start-up checks, signals); it may
+//!   start [`ui`], which still reaches it only through the gRPC socket.
 //! - [`profiles`]: embedded sandbox profiles.
 //! - [`auth`]: signed, attenuable tokens (pure library: key file, format,
 //!   verification, authorization); imports only [`sandbox::sys`] (geteuid).
+//! - [`audit`]: the audit log's rules (record, hash chain, signed anchors,
+//!   verification, coalescing, retention); pure, imports nothing from the
+//!   crate. The store keeps the chain, the supervisor feeds it.
+//! - [`metrics`]: Prometheus registry, text format and HTTP endpoint;
+//!   imports nothing from the crate (the supervisor renders its services
+//!   with it).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod daemon;
 pub mod launcher;
+pub mod mcp;
+pub mod metrics;
 pub mod profiles;
 pub mod sandbox;
 pub mod spec;
 pub mod store;
 pub mod supervisor;
+pub mod ui;
 
 /// Generated gRPC code for `proto/solo/v1/solo.proto`.
 pub mod proto {

@@ -18,9 +18,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum Top {
     /// Run the supervisor daemon (as root).
     Serve(ServeArgs),
+    /// Serve the API's tools to an agent over the Model Context Protocol (stdio, or HTTP on loopback).
+    Mcp(solo::mcp::McpArgs),
+    /// Serve the operator's live web view (service tree, usage graphs, events, profiles, grants).
+    Ui(solo::ui::UiArgs),
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -34,25 +39,40 @@ fn main() -> ExitCode {
         let sock = unsafe { OwnedFd::from_raw_fd(0) };
         solo::launcher::server::run(sock);
     }
+    cli::timing::start();
     // Rust ignores SIGPIPE; a CLI piped into `head` should just stop.
     if std::env::args_os().nth(1).is_none_or(|a| a != "serve") {
         let _ = solo::sandbox::sys::default_signal(libc::SIGPIPE);
     }
     let cli = Cli::parse();
+    cli::timing::mark("parsed");
     let result = match cli.cmd {
         Top::Serve(args) => daemon::run(args, cli.global.socket).map(|()| ExitCode::SUCCESS),
+        Top::Mcp(args) => match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(rt) => rt.block_on(solo::mcp::run(&cli.global, args)),
+            Err(e) => Err(e.into()),
+        },
+        Top::Ui(args) => match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(rt) => rt.block_on(solo::ui::run(&cli.global, args)),
+            Err(e) => Err(e.into()),
+        },
         Top::Client(cmd) => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(cli::run(&cli.global, cmd)),
+            Ok(rt) => {
+                cli::timing::mark("runtime");
+                rt.block_on(cli::run(&cli.global, cmd))
+            }
             Err(e) => Err(e.into()),
         },
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("solo: {}", chain(&e));
             ExitCode::FAILURE
         }
-    }
+    };
+    cli::timing::report();
+    code
 }
 
 /// An error and its causes, `: `-joined, skipping a cause whose text the

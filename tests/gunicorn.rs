@@ -52,7 +52,10 @@ fn assert_served(port: u16, what: &str) {
     for i in 0..6 {
         let r = common::http_get(port).unwrap_or_else(|e| panic!("{what}: GET {i}: {e}"));
         assert!(r.starts_with("HTTP/1.0 200 OK\r\n"), "{what}: GET {i}:\n{r}");
-        assert!(r.contains("\r\n\r\nhello from gunicorn worker ") && r.ends_with(" of web\n"), "{what}: GET {i}:\n{r}");
+        assert!(
+            r.contains("\r\n\r\nhello from gunicorn worker ") && r.contains(" of web revision "),
+            "{what}: GET {i}:\n{r}"
+        );
         assert!(r.contains("\r\nServer: gunicorn\r\n"), "{what}: not gunicorn answering:\n{r}");
     }
 }
@@ -118,22 +121,24 @@ fn assert_no_denials(d: &Daemon, what: &str) {
     assert_eq!(n, 0, "{what}: seccomp denied {n} syscalls (see `solo watch web`)\n{}", d.log());
 }
 
-#[test]
-fn gunicorn_with_two_workers_serves_on_a_granted_socket_and_comes_back_after_sigterm() {
-    if !require_root(TEST) {
-        return;
-    }
+/// The directory to grant for gunicorn (with the temp copy that must live
+/// as long as it is used), or `None` after printing why the test skips.
+fn gunicorn_site() -> Option<(String, Option<tempfile::TempDir>)> {
     if !Path::new("/usr/bin/python3").exists() {
-        return skip_or_fail("no /usr/bin/python3 (the service's interpreter)");
+        skip_or_fail("no /usr/bin/python3 (the service's interpreter)");
+        return None;
     }
     let site = match common::python_env().and_then(|py| site_packages(&py)) {
         Ok(s) => s,
-        Err(reason) => return skip_or_fail(&format!("Python environment unavailable: {reason}")),
+        Err(reason) => {
+            skip_or_fail(&format!("Python environment unavailable: {reason}"));
+            return None;
+        }
     };
     // A checkout under /tmp puts the venv there, and nothing under /tmp can
     // be granted (the view's /tmp is its own): then serve a copy of the
     // package from /var/tmp instead.
-    let _copy;
+    let mut copy = None;
     let site = if site.starts_with("/tmp") {
         let dir = tempfile::Builder::new().prefix("solo-gunicorn-site-").tempdir_in("/var/tmp").expect("tempdir");
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
@@ -141,12 +146,98 @@ fn gunicorn_with_two_workers_serves_on_a_granted_socket_and_comes_back_after_sig
             Command::new("cp").arg("-r").arg(site.join("gunicorn")).arg(dir.path()).status().is_ok_and(|s| s.success());
         assert!(ok, "copy gunicorn to {}", dir.path().display());
         let path = std::fs::canonicalize(dir.path()).expect("real path");
-        _copy = dir;
+        copy = Some(dir);
         path
     } else {
         site
     };
-    let site = site.to_str().expect("utf-8 site-packages path").to_owned();
+    Some((site.to_str().expect("utf-8 site-packages path").to_owned(), copy))
+}
+
+/// Deploys gunicorn_app.py as `web` (see the test below for each flag).
+fn deploy_gunicorn(d: &Daemon, site: &str, port: u16, extra: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/services/gunicorn_app.py");
+    let http = format!("http=listen:tcp:127.0.0.1:{port}");
+    let dir = format!("site=dir:{site}:ro");
+    let mut args = vec![
+        "deploy",
+        "web",
+        "--script",
+        script.to_str().expect("utf-8 path"),
+        "--interpreter",
+        "python3",
+        "--arg",
+        site,
+        "--grant",
+        &http,
+        "--grant",
+        &dir,
+        "--listen-only",
+        "--ready",
+        "notify",
+        "--wait",
+    ];
+    args.extend_from_slice(extra);
+    d.ok(&args);
+}
+
+#[test]
+fn a_rolling_update_of_gunicorn_under_load_drops_no_request() {
+    const TEST: &str = "gunicorn_rolling_update";
+    if !require_root(TEST) {
+        return;
+    }
+    let Some((site, _copy)) = gunicorn_site() else { return };
+    let d = Daemon::start();
+    let port = common::free_port();
+    deploy_gunicorn(&d, &site, port, &["--replicas", "2"]);
+    let mut watch = Command::new(common::solo_bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["--json", "watch", "web"])
+        .env("SOLO_STATE_DIR", &d.state)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("watch");
+    let load = common::load::Hammer::start(port, 4);
+    std::thread::sleep(Duration::from_millis(800));
+    // gunicorn's arbiter says READY=1 itself; on SIGTERM it stops its
+    // workers gracefully and closes (not shuts down) the shared socket.
+    let o = d.cli(&["update", "web", "--env", "V=2", "--min-ready", "500"]);
+    let ended = load.now();
+    std::thread::sleep(Duration::from_millis(1000));
+    let samples = load.stop();
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let failed: Vec<_> = samples.iter().filter(|s| s.outcome.is_err()).collect();
+    eprintln!("{TEST}: {} requests, {} failed", samples.len(), failed.len());
+    assert!(failed.is_empty(), "{} of {} failed: {:?}", failed.len(), samples.len(), &failed[..failed.len().min(5)]);
+    assert!(samples.len() > 100, "{}", samples.len());
+    let stale: Vec<_> = samples.iter().filter(|s| s.start >= ended && s.revision() != Some(2)).collect();
+    assert!(stale.is_empty(), "the old revision answered after the update: {stale:?}");
+    assert!(samples.iter().any(|s| s.revision() == Some(1)));
+    eprintln!(
+        "{TEST}: revision 1 answered {}, revision 2 {}",
+        samples.iter().filter(|s| s.revision() == Some(1)).count(),
+        samples.iter().filter(|s| s.revision() == Some(2)).count()
+    );
+    // Both old masters got SIGTERM and exited 0 (gunicorn's graceful stop).
+    let _ = watch.kill();
+    let out = watch.wait_with_output().expect("watch output");
+    let killed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"]["kind"] == "EVENT_KIND_KILLED")
+        .collect();
+    assert_eq!(killed.len(), 2, "{killed:?}");
+    assert!(killed.iter().all(|e| e["event"]["message"] == "exited with code 0"), "{killed:?}");
+}
+
+#[test]
+fn gunicorn_with_two_workers_serves_on_a_granted_socket_and_comes_back_after_sigterm() {
+    if !require_root(TEST) {
+        return;
+    }
+    let Some((site, _copy)) = gunicorn_site() else { return };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/services/gunicorn_app.py");
     let script = script.to_str().expect("utf-8 path");
     let d = Daemon::start();

@@ -1,6 +1,13 @@
 //! A non-Rust agent drives Solo: `tests/python/solo_client.py` generates
-//! grpcio stubs from `proto/` at test time and exercises health, reflection,
-//! Deploy, Status, List, error codes and Kill against a real `solo serve`.
+//! grpcio stubs from `proto/` at test time and, with grpcio's defaults, over
+//! the Unix socket and over TCP, checks health, reflection with the stock
+//! grpcio-reflection client (grpcurl's `list` and `describe`), UNIMPLEMENTED
+//! for unknown methods and the token checks; then over the socket Deploy,
+//! Status, List, error codes and Kill, against a real `solo serve`.
+//!
+//! On the socket grpcio sends the socket path as `:authority`, which h2
+//! alone resets (`src/api/uds_authority/`): this test is what shows the
+//! daemon answers such clients.
 //!
 //! The Python environment is the shared venv of [`common::python_env`]
 //! (`target/py-venv`, `tests/python/requirements.txt`). If it cannot be
@@ -20,7 +27,8 @@ fn manifest_dir() -> PathBuf {
 }
 
 /// Runs the client script with a time limit; returns (success, stdout, stderr).
-fn run_client(python: &Path, socket: &Path, token: &Path, program: &Path, logs: &Path) -> (bool, String, String) {
+fn run_client(python: &Path, daemon: &common::Daemon, tcp: &str, program: &Path) -> (bool, String, String) {
+    let logs = daemon.dir.path();
     let stdout_path = logs.join("python-client.stdout");
     let stderr_path = logs.join("python-client.stderr");
     let stdout = std::fs::File::create(&stdout_path).expect("create stdout file for the client");
@@ -28,11 +36,13 @@ fn run_client(python: &Path, socket: &Path, token: &Path, program: &Path, logs: 
     let mut child = Command::new(python)
         .arg(manifest_dir().join("tests/python/solo_client.py"))
         .arg("--socket")
-        .arg(socket)
+        .arg(&daemon.socket)
+        .arg("--tcp")
+        .arg(tcp)
         .arg("--program")
         .arg(program)
         .arg("--token-file")
-        .arg(token)
+        .arg(daemon.token_file())
         .arg("--out")
         .arg(logs.join("pystubs"))
         .stdin(Stdio::null())
@@ -70,9 +80,10 @@ fn python_grpcio_client_drives_solo() {
             return;
         }
     };
-    let daemon = common::Daemon::start();
+    let tcp = format!("127.0.0.1:{}", common::free_port());
+    let daemon = common::Daemon::start_with(&["--listen", &tcp]);
     let program = common::program("sleeper");
-    let (ok, out, err) = run_client(&python, &daemon.socket, &daemon.token_file(), &program, daemon.dir.path());
+    let (ok, out, err) = run_client(&python, &daemon, &tcp, &program);
     print!("{out}");
     eprint!("{err}");
     assert!(
@@ -81,4 +92,19 @@ fn python_grpcio_client_drives_solo() {
         tail(&daemon.log(), 200)
     );
     assert!(out.contains("PASS solo_client.py"), "python client exited 0 without its PASS line:\n{out}");
+    for transport in ["unix", "tcp"] {
+        for line in [
+            ": health: service 'solo.v1.Solo' is SERVING",
+            ": DescriptorPool resolved solo.v1.Solo",
+            ": reflection v1alpha:",
+            ": reflection v1:",
+            ": 5 unknown methods answer UNIMPLEMENTED",
+            ": 300 calls on one connection",
+        ] {
+            assert!(
+                out.contains(&format!("ok   {transport}{line}")),
+                "no check `{transport}{line}` in the client's output:\n{out}"
+            );
+        }
+    }
 }

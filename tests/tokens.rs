@@ -227,7 +227,10 @@ async fn grpc_calls_need_a_token_and_system_services_need_system() {
     let spec = |id: &str, tier: pb::Tier| pb::ServiceSpec {
         id: id.into(),
         artifact: Some(pb::Artifact {
-            kind: Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: tiny.clone() })),
+            kind: Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact {
+                content: tiny.clone(),
+                ..Default::default()
+            })),
         }),
         tier: tier as i32,
         ..Default::default()

@@ -10,7 +10,9 @@ use tonic::Code;
 fn spec(id: &str, content: Vec<u8>) -> pb::ServiceSpec {
     pb::ServiceSpec {
         id: id.into(),
-        artifact: Some(pb::Artifact { kind: Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact { content })) }),
+        artifact: Some(pb::Artifact {
+            kind: Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact { content, ..Default::default() })),
+        }),
         ..Default::default()
     }
 }
@@ -60,6 +62,7 @@ async fn grpc_rejects_bad_requests_and_keeps_state() {
         kind: Some(pb::artifact::Kind::Script(pb::ScriptArtifact {
             interpreter: "cobol".into(),
             source: b"x".to_vec(),
+            ..Default::default()
         })),
     });
     expect_err(&mut c, deploy(s), Code::InvalidArgument, "unknown interpreter 'cobol'").await;
@@ -183,10 +186,68 @@ async fn grpc_rejects_bad_requests_and_keeps_state() {
     assert_eq!(e.code(), Code::InvalidArgument);
     let e = c.update(pb::UpdateRequest::default()).await.expect_err("update");
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("spec.id"), "{}", e.message());
-    let good = pb::UpdateRequest { spec: Some(spec("good", tiny.clone())), ..Default::default() };
-    let e = c.update(good).await.expect_err("update");
-    assert_eq!(e.code(), Code::Unimplemented);
+    assert!(e.message().starts_with("spec: is required"), "{}", e.message());
+    let bad_updates = [
+        (
+            pb::UpdateRequest { action: 99, id: "good".into(), ..Default::default() },
+            "action: 99 is not an UpdateAction",
+        ),
+        (
+            pb::UpdateRequest { action: pb::UpdateAction::Rollback as i32, ..Default::default() },
+            "id: must not be empty",
+        ),
+        (
+            pb::UpdateRequest {
+                action: pb::UpdateAction::Promote as i32,
+                id: "good".into(),
+                spec: Some(spec("good", tiny.clone())),
+                ..Default::default()
+            },
+            "spec: not with action UPDATE_ACTION_PROMOTE",
+        ),
+        (
+            pb::UpdateRequest {
+                spec: Some(spec("good", tiny.clone())),
+                strategy: Some(pb::update_request::Strategy::Canary(pb::CanaryStrategy {
+                    percent: 150,
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+            "canary.percent: 150 is outside 1..=100",
+        ),
+        (
+            pb::UpdateRequest {
+                spec: Some(spec("good", tiny.clone())),
+                strategy: Some(pb::update_request::Strategy::Rolling(pb::RollingStrategy {
+                    max_unavailable: Some(1),
+                    max_surge: None,
+                })),
+                ..Default::default()
+            },
+            "rolling.max_unavailable: 1 would let all 1 replica(s) be down at once",
+        ),
+        (
+            pb::UpdateRequest { spec: Some(spec("good", tiny.clone())), min_ready_ms: u32::MAX, ..Default::default() },
+            "min_ready_ms: 4294967295 ms is more than the maximum",
+        ),
+    ];
+    for (req, want) in bad_updates {
+        let e = c.update(req).await.expect_err(want);
+        assert_eq!(e.code(), Code::InvalidArgument, "{want}: {}", e.message());
+        assert!(e.message().contains(want), "{want}: {}", e.message());
+    }
+    let e = c.update(pb::UpdateRequest { spec: Some(spec("ghost", tiny.clone())), ..Default::default() }).await;
+    assert_eq!(e.expect_err("ghost").code(), Code::NotFound);
+    // A good one streams its progress to the end.
+    let good = pb::UpdateRequest { spec: Some(spec("good", tiny.clone())), min_ready_ms: 50, ..Default::default() };
+    let mut progress = c.update(good).await.expect("update").into_inner();
+    let mut last = None;
+    while let Some(p) = progress.message().await.expect("progress") {
+        last = Some(p);
+    }
+    let last = last.expect("some progress");
+    assert!(last.done && !last.rolled_back && last.revision == 2, "{last:?}");
     let e = c.grant_capability(pb::GrantCapabilityRequest::default()).await.expect_err("grant");
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("what"), "{}", e.message());
@@ -305,6 +366,15 @@ fn serve_refuses_bad_flags() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "--workers {bad}: {err}");
         assert!(err.contains("--workers"), "names the flag: {err}");
+    }
+    for bad in ["0", "100001", "many"] {
+        let o = std::process::Command::new(common::solo_bin())
+            .args(["serve", "--log-ring-lines", bad])
+            .output()
+            .expect("serve");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "--log-ring-lines {bad}: {err}");
+        assert!(err.contains("--log-ring-lines"), "names the flag: {err}");
     }
 }
 

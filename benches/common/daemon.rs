@@ -8,6 +8,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The `solo` binary the benchmarks run (daemon and CLI): cargo's build,
+/// or `$SOLO_BENCH_BIN` to put another build through the same measures
+/// (e.g. the commit before a change).
+pub fn solo_bin() -> PathBuf {
+    std::env::var_os("SOLO_BENCH_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_solo")), PathBuf::from)
+}
+
 pub struct Daemon {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
@@ -18,16 +25,28 @@ impl Daemon {
     /// Starts `solo serve` in a temp dir named `prefix…`, giving services
     /// the uids of `uid_range` (FIRST-LAST).
     pub fn start(prefix: &str, uid_range: &str) -> anyhow::Result<Daemon> {
+        Self::start_with(prefix, uid_range, &[])
+    }
+
+    /// [`Daemon::start`] with more `solo serve` flags. `SOLO_BENCH_BIN`
+    /// runs another solo binary (e.g. an older build, as a peer).
+    pub fn start_with(prefix: &str, uid_range: &str, extra: &[&str]) -> anyhow::Result<Daemon> {
+        Self::start_exe(solo_bin().as_os_str(), prefix, uid_range, extra)
+    }
+
+    /// [`Daemon::start_with`] running the solo binary `bin`.
+    pub fn start_exe(bin: &std::ffi::OsStr, prefix: &str, uid_range: &str, extra: &[&str]) -> anyhow::Result<Daemon> {
         let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
         let socket = dir.path().join("run/solo.sock");
         let log = std::fs::File::create(dir.path().join("daemon.log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_solo"))
+        let child = Command::new(bin)
             .arg("serve")
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .arg("--runtime-dir")
             .arg(dir.path().join("run"))
             .args(["--uid-range", uid_range])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

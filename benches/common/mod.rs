@@ -13,7 +13,10 @@ pub fn executable_spec(id: &str, program: &[u8], args: &[String], profile: &str)
     pb::ServiceSpec {
         id: id.to_owned(),
         artifact: Some(pb::Artifact {
-            kind: Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: program.to_vec() })),
+            kind: Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact {
+                content: program.to_vec(),
+                ..Default::default()
+            })),
         }),
         args: args.to_vec(),
         profile: profile.to_owned(),

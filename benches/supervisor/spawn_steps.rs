@@ -123,7 +123,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
 
     let set = ProfileSet::builtin().map_err(|e| anyhow!("{e}"))?;
     let p = set.get("default").context("no built-in default profile")?.clone();
-    let bpf = seccomp::compile(&p.allowed_syscalls())?;
+    let bpf = seccomp::compile(&p.allowed_syscalls(), &p.network.socket_families)?;
     out.info("seccomp BPF instructions (default, binary tree)", bpf.len() / 8);
     std::fs::create_dir_all(dir.join("root"))?;
     std::fs::create_dir_all(dir.join("data"))?;
@@ -158,6 +158,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         limits: CgroupLimits {
             memory_bytes: 256 << 20,
             memory_high_bytes: None,
+            memory_mode: solo::sandbox::cgroup::MemoryMode::Kill,
             cpu_weight: 100,
             cpu_max_millicores: None,
             max_pids: 64,
@@ -193,7 +194,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         );
         clone_matrix(&out, clones)?;
         exec_matrix(&out, clones, &ctx.program, &ctx.bpf)?;
-        seccomp_loads(&out, clones, &ctx.bpf, &p.allowed_syscalls())
+        seccomp_loads(&out, clones, &ctx.bpf, &p)
     })();
     ctx.layout.remove_base();
     r
@@ -273,7 +274,14 @@ fn spawn_in(
         listen_fds: None,
     };
     let t = Instant::now();
-    let bytes = serde_json::to_vec(&Request { id: i as u64, plan })?;
+    let req = Request::Spawn {
+        id: i as u64,
+        key: format!("inst/bench/{i}/"),
+        keep: Vec::new(),
+        meta: "{}".into(),
+        plan: Box::new(plan),
+    };
+    let bytes = serde_json::to_vec(&req)?;
     out.sample(&format!("{tag}daemon: plan → JSON"), t.elapsed());
     if first {
         out.info("launch plan JSON bytes", bytes.len());
@@ -291,6 +299,7 @@ fn spawn_in(
     let t = Instant::now();
     let req: Request = serde_json::from_slice(&buf[..n])?;
     let decode = t.elapsed();
+    let Request::Spawn { plan, .. } = req else { anyhow::bail!("not a spawn request") };
     out.sample(&format!("{tag}launcher: JSON → plan"), decode);
     let netns = match pool {
         Some(p) => {
@@ -306,7 +315,7 @@ fn spawn_in(
     let t = Instant::now();
     let built = ctx.views.borrow().len();
     let mut prepared =
-        steps::prepare(&req.plan, d1, d2, Vec::new(), None, &mut ctx.views.borrow_mut()).map_err(|e| anyhow!("{e}"))?;
+        steps::prepare(&plan, d1, d2, Vec::new(), None, &mut ctx.views.borrow_mut()).map_err(|e| anyhow!("{e}"))?;
     let prepare = t.elapsed();
     if ctx.views.borrow().len() != built {
         // The first spawn of the profile builds its shared view: once.
@@ -322,11 +331,11 @@ fn spawn_in(
     }
     // What `prepare` opened that we need again (its fields are private).
     let mut v1_tasks = Vec::new();
-    for p in &req.plan.cgroup_v1_tasks {
+    for p in &plan.cgroup_v1_tasks {
         v1_tasks.push(sys::open(&sys::cstring(p)?, libc::O_WRONLY)?);
     }
-    let argv_c: Vec<CString> = req.plan.argv.iter().map(|a| sys::cstring(a)).collect::<Result<_, _>>()?;
-    let env_c: Vec<CString> = req.plan.env.iter().map(|a| sys::cstring(a)).collect::<Result<_, _>>()?;
+    let argv_c: Vec<CString> = plan.argv.iter().map(|a| sys::cstring(a)).collect::<Result<_, _>>()?;
+    let env_c: Vec<CString> = plan.env.iter().map(|a| sys::cstring(a)).collect::<Result<_, _>>()?;
     let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut env: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
@@ -660,8 +669,8 @@ fn ensure_data_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
 /// Loading the filter alone, in a fresh child (no_new_privs set first, as
 /// in the launch sequence): Solo's filter (a binary tree) against the same
 /// allow-list as a linear list.
-fn seccomp_loads(out: &Out, n: usize, tree: &[u8], allow: &std::collections::BTreeSet<String>) -> anyhow::Result<()> {
-    let linear = match seccomp::compile_as(allow, false) {
+fn seccomp_loads(out: &Out, n: usize, tree: &[u8], p: &solo::profiles::Profile) -> anyhow::Result<()> {
+    let linear = match seccomp::compile_as(&p.allowed_syscalls(), &p.network.socket_families, false) {
         Ok(t) => t,
         Err(e) => {
             out.info("seccomp linear list", format!("not available: {e}"));

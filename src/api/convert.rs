@@ -1,11 +1,13 @@
 //! Every proto ⇄ domain conversion, in one place.
 
 use crate::proto::v1 as pb;
+use crate::spec::update::{RawStrategy, StrategyKind};
 use crate::spec::{self, ArtifactSpec, RawSpec, RestartPolicy, Tier};
 use crate::supervisor::events::{Event, EventKind, LogLine, Stream};
 use crate::supervisor::restart::{Exit, ExitHow};
 use crate::supervisor::service::{InstanceState, ServiceState};
-use crate::supervisor::{InstanceView, ServiceView};
+use crate::supervisor::update::Progress;
+use crate::supervisor::{InstanceView, ServiceView, ShutdownReport};
 use tonic::Status;
 
 pub fn check_id(field: &str, id: &str) -> Result<(), Status> {
@@ -17,8 +19,10 @@ pub fn raw_spec(s: pb::ServiceSpec) -> RawSpec {
     let limits = s.limits.unwrap_or_default();
     let restart = s.restart.unwrap_or_default();
     let artifact = s.artifact.and_then(|a| a.kind).map(|k| match k {
-        pb::artifact::Kind::Executable(e) => ArtifactSpec::Executable { content: e.content },
-        pb::artifact::Kind::Script(sc) => ArtifactSpec::Script { interpreter: sc.interpreter, source: sc.source },
+        pb::artifact::Kind::Executable(e) => ArtifactSpec::Executable { content: e.content, sha256: Some(e.sha256) },
+        pb::artifact::Kind::Script(sc) => {
+            ArtifactSpec::Script { interpreter: sc.interpreter, source: sc.source, sha256: Some(sc.sha256) }
+        }
         pb::artifact::Kind::HostPath(h) => ArtifactSpec::HostPath { path: h.path },
     });
     let readiness = s.readiness.unwrap_or_default();
@@ -40,6 +44,13 @@ pub fn raw_spec(s: pb::ServiceSpec) -> RawSpec {
         cpu_max_millicores: limits.cpu_max_millicores,
         max_pids: limits.max_pids,
         max_open_files: limits.max_open_files,
+        limit_exceeded_action: match pb::LimitAction::try_from(limits.limit_exceeded_action) {
+            Ok(pb::LimitAction::Unspecified) => String::new(),
+            Ok(pb::LimitAction::Kill) => "kill".to_owned(),
+            Ok(pb::LimitAction::Throttle) => "throttle".to_owned(),
+            Ok(pb::LimitAction::Warn) => "warn".to_owned(),
+            Err(_) => format!("unknown action {}", limits.limit_exceeded_action),
+        },
         restart_policy: match pb::RestartPolicy::try_from(restart.policy) {
             Ok(pb::RestartPolicy::Always) => Some(RestartPolicy::Always),
             Ok(pb::RestartPolicy::OnFailure) => Some(RestartPolicy::OnFailure),
@@ -115,6 +126,15 @@ fn instance_state(s: InstanceState) -> pb::InstanceState {
     }
 }
 
+pub fn limit_action(a: spec::LimitAction) -> pb::LimitAction {
+    match a {
+        spec::LimitAction::Default => pb::LimitAction::Unspecified,
+        spec::LimitAction::Kill => pb::LimitAction::Kill,
+        spec::LimitAction::Throttle => pb::LimitAction::Throttle,
+        spec::LimitAction::Warn => pb::LimitAction::Warn,
+    }
+}
+
 pub fn exit(e: &Exit) -> pb::ExitInfo {
     pb::ExitInfo {
         how: Some(match e.how {
@@ -124,6 +144,7 @@ pub fn exit(e: &Exit) -> pb::ExitInfo {
         oom_killed: e.oom_killed,
         reason: e.reason.clone(),
         at_unix_ms: e.at_ms,
+        cause: e.cause.as_str().to_owned(),
     }
 }
 
@@ -154,6 +175,9 @@ pub fn instance(i: &InstanceView) -> pb::Instance {
             .map(|l| pb::SandboxLayer { name: l.name.clone(), state: l.state.clone(), detail: l.detail.clone() })
             .collect(),
         seccomp_denials: i.seccomp_denials,
+        last_denied_syscall: i.last_denied.clone().unwrap_or_default(),
+        revision: i.revision,
+        frozen: i.frozen,
     }
 }
 
@@ -163,10 +187,7 @@ pub fn service(v: &ServiceView) -> pb::ServiceStatus {
         id: s.id.to_string(),
         state: service_state(v.state) as i32,
         revision: v.revision,
-        tier: match s.tier {
-            Tier::User => pb::Tier::User,
-            Tier::System => pb::Tier::System,
-        } as i32,
+        tier: tier(s.tier) as i32,
         profile: s.profile.clone(),
         profile_sha256: v.profile_sha256.clone(),
         artifact_sha256: v.artifact_sha256.clone(),
@@ -178,6 +199,7 @@ pub fn service(v: &ServiceView) -> pb::ServiceStatus {
             cpu_max_millicores: s.limits.cpu_max_millicores.unwrap_or(0),
             max_pids: s.limits.max_pids,
             max_open_files: s.limits.max_open_files,
+            limit_exceeded_action: limit_action(s.limits.limit_exceeded_action) as i32,
         }),
         restart: Some(pb::RestartSpec {
             policy: match s.restart.policy {
@@ -200,6 +222,103 @@ pub fn service(v: &ServiceView) -> pb::ServiceStatus {
         uid: v.uid,
         grants: v.grants.iter().map(|(name, spec)| pb::Grant { spec: spec.clone(), name: name.clone() }).collect(),
         readiness: Some(readiness(&s.readiness)),
+        args: s.args.clone(),
+        env: s.env.clone().into_iter().collect(),
+        shutdown_timeout_ms: s.shutdown_timeout_ms,
+        socket_activation: if s.listen_only {
+            pb::SocketActivation::ListenOnly as i32
+        } else {
+            pb::SocketActivation::All as i32
+        },
+        update: v.update.as_ref().map(progress),
+        revisions: v
+            .revisions
+            .iter()
+            .map(|r| pb::RevisionInfo {
+                revision: r.revision,
+                artifact_sha256: r.artifact_sha256.clone(),
+                artifact_kind: r.artifact_kind.clone(),
+                profile: r.profile.clone(),
+                replicas: r.replicas,
+                created_at_unix_ms: r.created_at_ms,
+                activated_at_unix_ms: r.activated_at_ms,
+                current: r.current,
+                note: r.note.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// An update's progress.
+pub fn progress(p: &Progress) -> pb::UpdateProgress {
+    pb::UpdateProgress {
+        id: p.id.clone(),
+        revision: p.to_revision,
+        phase: p.phase.clone(),
+        updated: p.new_ready,
+        total: p.total,
+        message: p.message.clone(),
+        done: p.done,
+        rolled_back: p.rolled_back,
+        from_revision: p.from_revision,
+        strategy: p.strategy.clone(),
+        old_running: p.old_running,
+        new_starting: p.new_starting,
+        reason: p.reason.clone(),
+        at_unix_ms: p.at_ms,
+        elapsed_ms: p.elapsed_ms,
+    }
+}
+
+/// The strategy of an update request (validated by the supervisor).
+pub fn raw_strategy(s: &Option<pb::update_request::Strategy>, min_ready_ms: u32) -> RawStrategy {
+    use pb::update_request::Strategy as S;
+    let base = RawStrategy { min_ready_ms, ..Default::default() };
+    match s {
+        None => base,
+        Some(S::Rolling(r)) => RawStrategy {
+            kind: StrategyKind::Rolling,
+            max_surge: r.max_surge,
+            max_unavailable: r.max_unavailable,
+            ..base
+        },
+        Some(S::Canary(c)) => RawStrategy {
+            kind: StrategyKind::Canary,
+            percent: c.percent,
+            window_ms: c.window_ms,
+            manual: c.manual,
+            ..base
+        },
+        Some(S::BlueGreen(b)) => RawStrategy { kind: StrategyKind::BlueGreen, grace_ms: b.grace_ms, ..base },
+    }
+}
+
+/// What a shutdown stopped.
+pub fn shutdown(r: &ShutdownReport) -> pb::ShutdownResponse {
+    pb::ShutdownResponse {
+        stopped: r.stopped(),
+        sigkilled: r.sigkilled(),
+        instances: r
+            .instances
+            .iter()
+            .map(|i| pb::StoppedInstance {
+                service: i.service.clone(),
+                replica: i.replica,
+                revision: i.revision,
+                tier: tier(i.tier) as i32,
+                pid: i.pid,
+                sigkilled: i.sigkilled,
+                how: i.how.clone(),
+                stop_ms: i.stop_ms,
+            })
+            .collect(),
+    }
+}
+
+fn tier(t: Tier) -> pb::Tier {
+    match t {
+        Tier::User => pb::Tier::User,
+        Tier::System => pb::Tier::System,
     }
 }
 
@@ -221,6 +340,11 @@ fn event_kind(k: EventKind) -> pb::EventKind {
         EventKind::AccessDenied => pb::EventKind::AccessDenied,
         EventKind::Granted => pb::EventKind::Granted,
         EventKind::Revoked => pb::EventKind::Revoked,
+        EventKind::LimitExceeded => pb::EventKind::LimitExceeded,
+        EventKind::Adopted => pb::EventKind::Adopted,
+        EventKind::Updating => pb::EventKind::Updating,
+        EventKind::Updated => pb::EventKind::Updated,
+        EventKind::RolledBack => pb::EventKind::RolledBack,
     }
 }
 
@@ -241,6 +365,8 @@ pub fn event(e: &Event) -> pb::WatchEvent {
             restart_us: e.restart_us,
             syscall: e.syscall.clone(),
             action: e.action.clone(),
+            revision: e.revision,
+            update: e.update.as_deref().map(progress),
         })),
     }
 }
@@ -253,6 +379,7 @@ pub fn log_line(l: &LogLine) -> pb::WatchEvent {
             replica: l.replica,
             stream: match l.stream {
                 Stream::Stdout => pb::LogStream::Stdout,
+                Stream::Supervisor => pb::LogStream::Supervisor,
                 Stream::Stderr => pb::LogStream::Stderr,
             } as i32,
             line: l.line.clone(),

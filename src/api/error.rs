@@ -11,6 +11,7 @@ impl From<Error> for Status {
                 FieldErrorKind::Invalid => Code::InvalidArgument,
                 FieldErrorKind::TooLarge => Code::ResourceExhausted,
                 FieldErrorKind::Unimplemented => Code::Unimplemented,
+                FieldErrorKind::NotFound => Code::NotFound,
             },
             Error::NotFound(_) | Error::NoSuch(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,

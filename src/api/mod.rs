@@ -1,11 +1,17 @@
 //! The gRPC control plane: thin tonic adapters over the supervisor.
 //! Conversions live in `convert`, the single error mapping in `error`,
-//! serving (Unix socket, TCP, health, reflection) in [`server`].
+//! serving (Unix socket, TCP, health, reflection) in [`server`], and in
+//! [`uds_authority`] the adapter that lets grpc-core clients reach h2 over
+//! the Unix socket.
 
+mod audit;
 pub mod auth;
 mod convert;
 mod error;
 pub mod server;
+mod timing;
+pub mod uds_authority;
+mod update;
 mod watch;
 
 use crate::auth::Perm;
@@ -98,7 +104,7 @@ impl Solo for Api {
                 crate::spec::ServiceSpec::MAX_SHUTDOWN_TIMEOUT_MS
             )));
         }
-        let out = self.sup.kill(&r.id, r.force, r.remove, r.timeout_ms).await?;
+        let out = self.sup.kill(&r.id, r.force, r.remove, r.timeout_ms, caller.id()).await?;
         Ok(Response::new(pb::KillResponse {
             id: r.id,
             instances: out.instances.iter().map(convert::instance).collect(),
@@ -177,12 +183,29 @@ impl Solo for Api {
 
     async fn update(&self, req: Request<pb::UpdateRequest>) -> Result<Response<Self::UpdateStream>, Status> {
         let caller = auth::caller(&req)?;
-        let id = req.get_ref().spec.as_ref().map(|s| s.id.clone()).unwrap_or_default();
-        convert::check_id("spec.id", &id)?;
-        self.sup.authorize("Update", &caller, Perm::Update, &id, None)?;
-        Err(Status::unimplemented(
-            "Update is not implemented yet: rolling, canary and blue-green rollouts with auto-rollback are coming; for now kill --remove and deploy again",
-        ))
+        let run = update::start(&self.sup, &caller, req.into_inner()).await?;
+        Ok(Response::new(update::stream(run)))
+    }
+
+    async fn audit(&self, req: Request<pb::AuditRequest>) -> Result<Response<pb::AuditResponse>, Status> {
+        let caller = auth::caller(&req)?;
+        audit::query(&self.sup, &caller, req.into_inner()).await.map(Response::new)
+    }
+
+    async fn audit_verify(
+        &self,
+        req: Request<pb::AuditVerifyRequest>,
+    ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
+        let caller = auth::caller(&req)?;
+        audit::verify(&self.sup, &caller).await.map(Response::new)
+    }
+
+    async fn audit_explain(
+        &self,
+        req: Request<pb::AuditExplainRequest>,
+    ) -> Result<Response<pb::AuditExplainResponse>, Status> {
+        let caller = auth::caller(&req)?;
+        audit::explain(&self.sup, &caller, req.into_inner()).await.map(Response::new)
     }
 
     async fn shutdown(&self, req: Request<pb::ShutdownRequest>) -> Result<Response<pb::ShutdownResponse>, Status> {
@@ -196,13 +219,52 @@ impl Solo for Api {
             )));
         }
         let timeout = Duration::from_millis(u64::from(if r.timeout_ms == 0 { 30_000 } else { r.timeout_ms }));
-        let stopped = self.sup.shutdown(timeout).await;
+        let report = self.sup.shutdown(timeout).await;
+        let sup = self.sup.clone();
+        let why = format!("Shutdown RPC by token {}", caller.id());
+        // Let this reply go out before the server stops accepting.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sup.request_exit(&why);
+        });
+        Ok(Response::new(convert::shutdown(&report)))
+    }
+
+    async fn reexec(&self, req: Request<pb::ReexecRequest>) -> Result<Response<pb::ReexecResponse>, Status> {
+        let caller = auth::caller(&req)?;
+        // As global as Shutdown: the whole daemon is replaced.
+        self.sup.authorize_global("Reexec", &caller, Perm::Shutdown)?;
+        if self.sup.is_shutting_down() {
+            return Err(Status::failed_precondition("the daemon is already stopping or re-executing"));
+        }
+        let running = self.sup.running_instances();
         let sup = self.sup.clone();
         // Let this reply go out before the server stops accepting.
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            sup.exit.send_replace(true);
+            sup.leave(crate::supervisor::Leaving::Reexec);
         });
-        Ok(Response::new(pb::ShutdownResponse { stopped }))
+        Ok(Response::new(pb::ReexecResponse {
+            running: running as u32,
+            pid: std::process::id() as i32,
+            binary: self.sup.config.exe.display().to_string(),
+            image_started_at_unix_ms: self.sup.started_at_ms,
+        }))
+    }
+
+    async fn info(&self, req: Request<pb::InfoRequest>) -> Result<Response<pb::DaemonInfo>, Status> {
+        // Any valid token (checked before this handler runs): nothing here
+        // is about a service.
+        auth::caller(&req)?;
+        let s = &self.sup;
+        Ok(Response::new(pb::DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id() as i32,
+            binary: s.config.exe.display().to_string(),
+            image_started_at_unix_ms: s.started_at_ms,
+            reexecuted: s.config.reexecuted,
+            adopted: s.adopted.load(std::sync::atomic::Ordering::Relaxed),
+            services: s.len() as u32,
+        }))
     }
 }

@@ -63,6 +63,18 @@ impl Key {
         Key(bytes)
     }
 
+    /// A key for another purpose, derived from this one:
+    /// `HMAC-SHA256(key, "solo-derive-v1\0" ‖ label)`. It reveals nothing
+    /// of this key, and a MAC made with it never verifies as a token
+    /// signature (the audit log signs its anchors with one).
+    pub fn derive(&self, label: &str) -> [u8; KEY_LEN] {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC accepts any key length");
+        m.update(b"solo-derive-v1\0");
+        m.update(label.as_bytes());
+        m.finalize().into_bytes().into()
+    }
+
     /// Reads the key, or creates it (0600, `O_EXCL`, fsync of the file and
     /// its directory) if absent. Refuses a file that is not exactly 32
     /// bytes, is not a regular file (symlinks are not followed), is owned by

@@ -17,11 +17,14 @@ pub enum Perm {
     Shutdown,
     Connect,
     System,
+    /// Read the audit log (records of the services the token covers;
+    /// verifying the whole chain needs resource `*`).
+    Audit,
 }
 
 impl Perm {
     /// Every permission, in the order of [`Perm::name`] listings.
-    pub const ALL: [Perm; 9] = [
+    pub const ALL: [Perm; 10] = [
         Perm::Deploy,
         Perm::Status,
         Perm::Kill,
@@ -31,6 +34,7 @@ impl Perm {
         Perm::Shutdown,
         Perm::Connect,
         Perm::System,
+        Perm::Audit,
     ];
 
     /// The lowercase name used in tokens, the CLI and messages.
@@ -45,6 +49,7 @@ impl Perm {
             Perm::Shutdown => "shutdown",
             Perm::Connect => "connect",
             Perm::System => "system",
+            Perm::Audit => "audit",
         }
     }
 

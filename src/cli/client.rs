@@ -69,31 +69,165 @@ pub fn read_token_file(path: &Path) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("the token file {} is empty", path.display()))
 }
 
-/// Connects to `socket` (a path, or `http://host:port`) presenting `token`.
+/// Connects to `socket` (a path, or `http://host:port`) presenting `token`,
+/// for one command: if the daemon does not answer at all (a Unix socket
+/// kept open by the launcher while no daemon serves it: a restart in
+/// progress, or a daemon stopped with `--on-sigterm detach`), the command
+/// says so after 2 s and gives up after `SOLO_DAEMON_WAIT` seconds
+/// (default 30).
 pub async fn connect(socket: &Path, token: Option<&str>) -> anyhow::Result<Client> {
     let bearer = Bearer::new(token)?;
+    let channel = channel(socket).await?;
+    if !is_tcp(socket) {
+        watch_for_an_answer(socket.to_owned());
+    }
+    Ok(with_bearer(channel, bearer))
+}
+
+/// Set once the daemon sent anything on a Unix-socket connection.
+static ANSWERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn watch_for_an_answer(socket: PathBuf) {
+    let limit = std::env::var("SOLO_DAEMON_WAIT").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(30);
+    tokio::spawn(async move {
+        let answered = || ANSWERED.load(std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if answered() {
+            return;
+        }
+        eprintln!(
+            "solo: waiting for the daemon at {} to answer (it is restarting, or it left its services running and stopped); giving up in {} s",
+            socket.display(),
+            limit.saturating_sub(2)
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(limit.saturating_sub(2))).await;
+        if !answered() {
+            eprintln!(
+                "solo: no daemon answered at {} within {limit} s: start it (`solo serve`, `systemctl start solo`)",
+                socket.display()
+            );
+            std::process::exit(1);
+        }
+    });
+}
+
+/// A connected channel to `socket` (a path, or `http://host:port`), with no
+/// token: [`with_token`] makes a client of it for one caller. A channel
+/// multiplexes calls, so several callers (the sessions of `solo ui`, the
+/// requests of `solo mcp --http`) share one.
+pub async fn channel(socket: &Path) -> anyhow::Result<Channel> {
+    let ep = endpoint(socket)?;
+    let connected = if is_tcp(socket) { ep.connect().await } else { ep.connect_with_connector(unix(socket)).await };
+    connected.with_context(|| {
+        format!(
+            "cannot connect to the solo daemon at {} (is `solo serve` running? set --socket or SOLO_SOCKET if it listens elsewhere)",
+            socket.display()
+        )
+    })
+}
+
+/// Like [`channel`], but connects on first use (and reconnects after the
+/// daemon restarts): for a server that starts before the daemon's socket
+/// exists, as `solo serve --ui` does.
+pub fn channel_lazy(socket: &Path) -> anyhow::Result<Channel> {
+    let ep = endpoint(socket)?;
+    Ok(if is_tcp(socket) { ep.connect_lazy() } else { ep.connect_with_connector_lazy(unix(socket)) })
+}
+
+/// A client on `channel` presenting `token` on every call.
+pub fn with_token(channel: Channel, token: Option<&str>) -> anyhow::Result<Client> {
+    Ok(with_bearer(channel, Bearer::new(token)?))
+}
+
+fn with_bearer(channel: Channel, bearer: Bearer) -> Client {
+    SoloClient::with_interceptor(channel, bearer).max_decoding_message_size(64 << 20).max_encoding_message_size(4 << 30)
+}
+
+fn is_tcp(socket: &Path) -> bool {
     let s = socket.to_string_lossy();
-    let channel = if s.starts_with("http://") || s.starts_with("https://") {
-        Endpoint::from_shared(s.into_owned())?
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to {}", socket.display()))?
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+fn endpoint(socket: &Path) -> anyhow::Result<Endpoint> {
+    if is_tcp(socket) {
+        Ok(Endpoint::from_shared(socket.to_string_lossy().into_owned())?)
     } else {
-        let path: PathBuf = socket.to_owned();
-        Endpoint::try_from("http://[::]:50051")?
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
-            }))
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot connect to the solo daemon at {} (is `solo serve` running? set --socket or SOLO_SOCKET if it listens elsewhere)",
-                    socket.display()
-                )
-            })?
-    };
-    Ok(SoloClient::with_interceptor(channel, bearer)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(4 << 30))
+        // The URI is ignored: the connector dials the socket.
+        Ok(Endpoint::try_from("http://[::]:50051")?)
+    }
+}
+
+/// Dials the Unix socket at `socket`.
+fn unix(
+    socket: &Path,
+) -> impl tower::Service<
+    Uri,
+    Response = TokioIo<NoSigpipe>,
+    Error = std::io::Error,
+    Future = impl std::future::Future<Output = std::io::Result<TokioIo<NoSigpipe>>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    let path: PathBuf = socket.to_owned();
+    tower::service_fn(move |_: Uri| {
+        let path = path.clone();
+        async move { Ok::<_, std::io::Error>(TokioIo::new(NoSigpipe(tokio::net::UnixStream::connect(path).await?))) }
+    })
+}
+
+/// A Unix stream whose writes never raise `SIGPIPE`: the CLI keeps the
+/// signal's default action for its stdout, and a daemon that closes the
+/// connection (a re-exec, a shutdown) must give an error, not kill it.
+pub struct NoSigpipe(tokio::net::UnixStream);
+
+impl tokio::io::AsyncRead for NoSigpipe {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            ANSWERED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for NoSigpipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::os::fd::AsRawFd;
+        use std::task::Poll;
+        loop {
+            match self.0.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+            let fd = self.0.as_raw_fd();
+            match self.0.try_io(tokio::io::Interest::WRITABLE, || crate::sandbox::sys::send_nosignal(fd, buf)) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }

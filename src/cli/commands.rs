@@ -1,11 +1,11 @@
 //! One function per subcommand.
 
+use super::artifact::Upload;
 use super::output::{self, json};
-use super::{Command, DeployArgs, Global, RestartArg, TierArg};
+use super::{Command, DeployArgs, Global, LimitActionArg, RestartArg, TierArg};
 use crate::proto::v1 as pb;
 use anyhow::{bail, Context};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use tonic::Code;
 
@@ -27,10 +27,14 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
     let token = g.token();
     let mut c = super::connect(&socket, token.as_ref().ok().map(String::as_str)).await?;
     token?;
+    super::timing::mark("connected");
     match cmd {
         Command::Deploy(a) => {
-            let req = deploy_request(*a)?;
-            let r = c.deploy(req).await.map_err(status_err)?.into_inner();
+            let (req, upload) = deploy_request(*a)?;
+            super::timing::mark("request");
+            let r = deploy(&mut c, req, upload).await?;
+            super::timing::mark("reply");
+            super::timing::note("daemon", r.startup_us as f64 / 1e3);
             if g.json {
                 println!("{}", json(&r, "solo.v1.DeployResponse"));
             } else {
@@ -114,10 +118,14 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
             if g.json {
                 println!("{}", json(&r, "solo.v1.ShutdownResponse"));
             } else {
-                println!("stopped {} instance(s); the daemon is exiting", r.stopped);
+                println!("{}", output::shutdown(&r));
             }
         }
+        Command::Update(a) => return super::update::update(g, &mut c, *a).await,
+        Command::Rollback { id, to, strategy } => return super::update::rollback(g, &mut c, id, to, &strategy).await,
         Command::Token(t) => return super::token::run_online(g, &mut c, t.cmd).await,
+        Command::Audit(a) => return super::audit::run(g, &mut c, a).await,
+        Command::Daemon { cmd } => return super::daemon::run(g, &mut c, &socket, cmd).await,
         Command::Grant { cmd: super::GrantCommand::Add { service, spec, name } } => {
             let req = pb::GrantCapabilityRequest {
                 service,
@@ -150,7 +158,12 @@ pub async fn run(g: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
 
 /// A gRPC error as the CLI prints it: the code, then the daemon's message.
 pub(super) fn status_err(s: tonic::Status) -> anyhow::Error {
-    let code = match s.code() {
+    anyhow::anyhow!("{}: {}", code_name(s.code()), s.message())
+}
+
+/// A gRPC status code in words, as the CLI and the MCP tools print it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
         Code::InvalidArgument => "invalid argument",
         Code::NotFound => "not found",
         Code::AlreadyExists => "already exists",
@@ -160,13 +173,14 @@ pub(super) fn status_err(s: tonic::Status) -> anyhow::Error {
         Code::Unauthenticated => "unauthenticated",
         Code::Unimplemented => "unimplemented",
         Code::Unavailable => "unavailable",
+        Code::DeadlineExceeded => "deadline exceeded",
+        Code::Cancelled => "cancelled",
         _ => "error",
-    };
-    anyhow::anyhow!("{code}: {}", s.message())
+    }
 }
 
 /// `[NAME=]SPEC`: a NAME has no ':' or '/', so a path with '=' stays whole.
-fn grant_arg(s: &str) -> pb::Grant {
+pub(super) fn grant_arg(s: &str) -> pb::Grant {
     match s.split_once('=') {
         Some((name, spec)) if !name.is_empty() && !name.contains([':', '/']) => {
             pb::Grant { spec: spec.to_owned(), name: name.to_owned() }
@@ -175,7 +189,7 @@ fn grant_arg(s: &str) -> pb::Grant {
     }
 }
 
-fn readiness_arg(ready: Option<&str>, timeout: Option<u32>) -> anyhow::Result<Option<pb::Readiness>> {
+pub(super) fn readiness_arg(ready: Option<&str>, timeout: Option<u32>) -> anyhow::Result<Option<pb::Readiness>> {
     let (kind, tcp_grant) = match ready {
         None | Some("none") => (pb::ReadinessKind::None, String::new()),
         Some("notify") => (pb::ReadinessKind::Notify, String::new()),
@@ -185,6 +199,15 @@ fn readiness_arg(ready: Option<&str>, timeout: Option<u32>) -> anyhow::Result<Op
         },
     };
     Ok(Some(pb::Readiness { kind: kind as i32, startup_timeout_ms: timeout.unwrap_or(0), tcp_grant }))
+}
+
+pub(super) fn restart_policy(r: Option<RestartArg>) -> pb::RestartPolicy {
+    match r {
+        None => pb::RestartPolicy::Unspecified,
+        Some(RestartArg::Always) => pb::RestartPolicy::Always,
+        Some(RestartArg::OnFailure) => pb::RestartPolicy::OnFailure,
+        Some(RestartArg::Never) => pb::RestartPolicy::Never,
+    }
 }
 
 fn state_arg(s: &str) -> anyhow::Result<i32> {
@@ -199,8 +222,24 @@ fn state_arg(s: &str) -> anyhow::Result<i32> {
     } as i32)
 }
 
-fn read_file(flag: &str, p: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(p).with_context(|| format!("{flag}: cannot read {}", p.display()))
+/// Deploys naming the artifact by digest; sends its bytes only when the
+/// daemon answers that it does not store them.
+async fn deploy(
+    c: &mut super::Client,
+    mut req: pb::DeployRequest,
+    upload: Option<Upload>,
+) -> anyhow::Result<pb::DeployResponse> {
+    let first = c.deploy(req.clone()).await;
+    let artifact = req.spec.as_mut().and_then(|s| s.artifact.as_mut());
+    match (first, upload, artifact) {
+        (Ok(r), _, _) => Ok(r.into_inner()),
+        (Err(s), Some(upload), Some(a)) if Upload::wanted(&s, a) => {
+            super::timing::mark("not-stored");
+            upload.fill(a)?;
+            Ok(c.deploy(req).await.map_err(status_err)?.into_inner())
+        }
+        (Err(s), _, _) => Err(status_err(s)),
+    }
 }
 
 fn pairs(flag: &str, v: &[String]) -> anyhow::Result<HashMap<String, String>> {
@@ -214,13 +253,21 @@ fn pairs(flag: &str, v: &[String]) -> anyhow::Result<HashMap<String, String>> {
     Ok(m)
 }
 
-fn deploy_request(a: DeployArgs) -> anyhow::Result<pb::DeployRequest> {
+/// The request, naming an uploaded artifact by its digest only, and the
+/// bytes to send if the daemon does not store them ([`Upload`]).
+fn deploy_request(a: DeployArgs) -> anyhow::Result<(pb::DeployRequest, Option<Upload>)> {
+    let mut upload = None;
     let kind = if let Some(p) = &a.exec {
-        pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: read_file("--exec", p)? })
+        let (file, sha256) = super::artifact::digest("--exec", p)?;
+        upload = (!sha256.is_empty()).then_some(file);
+        pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: Vec::new(), sha256 })
     } else if let Some(p) = &a.script {
+        let (file, sha256) = super::artifact::digest("--script", p)?;
+        upload = (!sha256.is_empty()).then_some(file);
         pb::artifact::Kind::Script(pb::ScriptArtifact {
             interpreter: a.interpreter.clone().unwrap_or_default(),
-            source: read_file("--script", p)?,
+            source: Vec::new(),
+            sha256,
         })
     } else if let Some(p) = &a.host_path {
         pb::artifact::Kind::HostPath(pb::HostPathArtifact { path: p.clone() })
@@ -231,12 +278,7 @@ fn deploy_request(a: DeployArgs) -> anyhow::Result<pb::DeployRequest> {
         bail!("--interpreter goes with --script");
     }
     let restart = pb::RestartSpec {
-        policy: match a.restart {
-            None => pb::RestartPolicy::Unspecified,
-            Some(RestartArg::Always) => pb::RestartPolicy::Always,
-            Some(RestartArg::OnFailure) => pb::RestartPolicy::OnFailure,
-            Some(RestartArg::Never) => pb::RestartPolicy::Never,
-        } as i32,
+        policy: restart_policy(a.restart) as i32,
         max_restarts: a.max_restarts.unwrap_or(0),
         within_seconds: a.within.unwrap_or(0),
         backoff_initial_ms: a.backoff_ms.unwrap_or(0),
@@ -260,7 +302,7 @@ fn deploy_request(a: DeployArgs) -> anyhow::Result<pb::DeployRequest> {
     if a.memory == Some(0) {
         bail!("--memory: must be more than 0");
     }
-    Ok(pb::DeployRequest {
+    let req = pb::DeployRequest {
         spec: Some(pb::ServiceSpec {
             id: a.id,
             artifact: Some(pb::Artifact { kind: Some(kind) }),
@@ -274,6 +316,12 @@ fn deploy_request(a: DeployArgs) -> anyhow::Result<pb::DeployRequest> {
                 cpu_max_millicores: a.cpu_max_millicores.unwrap_or(0),
                 max_pids: a.max_pids.unwrap_or(0),
                 max_open_files: a.max_open_files.unwrap_or(0),
+                limit_exceeded_action: match a.limit_action {
+                    None => pb::LimitAction::Unspecified,
+                    Some(LimitActionArg::Kill) => pb::LimitAction::Kill,
+                    Some(LimitActionArg::Throttle) => pb::LimitAction::Throttle,
+                    Some(LimitActionArg::Warn) => pb::LimitAction::Warn,
+                } as i32,
             }),
             restart: Some(restart),
             replicas: a.replicas.unwrap_or(0),
@@ -293,7 +341,8 @@ fn deploy_request(a: DeployArgs) -> anyhow::Result<pb::DeployRequest> {
             labels: pairs("--label", &a.labels)?,
         }),
         wait: a.wait,
-    })
+    };
+    Ok((req, upload))
 }
 
 async fn stream(g: &Global, c: &mut super::Client, req: pb::WatchRequest) -> anyhow::Result<()> {
@@ -305,15 +354,18 @@ async fn stream(g: &Global, c: &mut super::Client, req: pb::WatchRequest) -> any
         }
         match item.payload {
             Some(pb::watch_event::Payload::Log(l)) => {
-                let tag = if l.stream == pb::LogStream::Stderr as i32 { "err" } else { "out" };
+                let tag = match pb::LogStream::try_from(l.stream) {
+                    Ok(pb::LogStream::Stderr) => "err",
+                    Ok(pb::LogStream::Supervisor) => "solo",
+                    _ => "out",
+                };
                 println!("{}.{} {tag} | {}", l.service, l.replica, l.line);
             }
             Some(pb::watch_event::Payload::Event(e)) => {
                 println!(
-                    "{} {}.{} {:<13} {}",
+                    "{} {} {:<13} {}",
                     item.at_unix_ms,
-                    e.service,
-                    e.replica,
+                    output::event_source(&e),
                     output::event_kind(e.kind),
                     e.message
                 );

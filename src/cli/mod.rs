@@ -2,18 +2,27 @@
 //! `doctor` is a gRPC call; this module depends only on the generated
 //! client and `spec` helpers, never on the supervisor.
 
+mod artifact;
+mod audit;
 mod client;
 mod commands;
-mod output;
+mod daemon;
+pub mod output;
 mod profile;
+pub mod protojson;
+pub mod timing;
 mod token;
+mod update;
 
+pub use audit::{AuditArgs, AuditCommand};
 pub use client::{
-    connect, default_socket, default_token_file, read_token_file, Client, DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR,
+    channel, channel_lazy, connect, default_socket, default_token_file, read_token_file, with_token, Client,
+    DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR,
 };
-pub use commands::run;
+pub use commands::{code_name, run};
 pub use profile::{ProfileArgs, ProfileCommand};
 pub use token::{TokenArgs, TokenCommand};
+pub use update::{StrategyArgs, UpdateArgs, ROLLED_BACK};
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -59,6 +68,13 @@ pub enum RestartArg {
     Always,
     OnFailure,
     Never,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LimitActionArg {
+    Kill,
+    Throttle,
+    Warn,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -108,6 +124,10 @@ pub struct DeployArgs {
     /// RLIMIT_NOFILE.
     #[arg(long, value_name = "N")]
     pub max_open_files: Option<u32>,
+    /// What happens at the memory and CPU limits: kill, throttle or warn
+    /// [default: kill at the memory limit, throttle at the CPU limit].
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub limit_action: Option<LimitActionArg>,
     /// Restart policy.
     #[arg(long, value_enum)]
     pub restart: Option<RestartArg>,
@@ -156,6 +176,7 @@ pub struct DeployArgs {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+#[command(defer = true)]
 pub enum GrantCommand {
     /// Grant SPEC to SERVICE: held from now on, pushed to one running
     /// instance on solo-control, and in LISTEN_FDS of every later start.
@@ -174,7 +195,10 @@ pub enum GrantCommand {
     },
 }
 
+/// Each subcommand's arguments are built only when it is the one given
+/// (`defer`), not all of them on every run (see docs/benchmarks.md).
 #[derive(Debug, Clone, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Deploy a new service.
     Deploy(Box<DeployArgs>),
@@ -220,7 +244,21 @@ pub enum Command {
         #[arg(long, value_name = "MS")]
         timeout: Option<u32>,
     },
-    /// Stop every service and the daemon.
+    /// Roll out a new artifact and/or spec (rolling, canary or blue-green), or act on the
+    /// update in progress; a failing update rolls back by itself (exit status 3).
+    Update(Box<UpdateArgs>),
+    /// Roll back to a kept revision: the one that ran before (default), or --to REV
+    /// (`solo status ID` lists them). Exit status 3 if it rolls back itself.
+    Rollback {
+        /// The service to roll back.
+        id: String,
+        /// The revision to run again.
+        #[arg(long, value_name = "REV")]
+        to: Option<u64>,
+        #[command(flatten)]
+        strategy: StrategyArgs,
+    },
+    /// Stop every service (user tier, then system tier) and the daemon.
     Shutdown {
         /// Overall timeout in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 30_000)]
@@ -236,5 +274,27 @@ pub enum Command {
     Grant {
         #[command(subcommand)]
         cmd: GrantCommand,
+    },
+    /// Read the audit log, verify its hash chain, explain one service.
+    Audit(AuditArgs),
+    /// The daemon itself: its version and uptime, or a re-exec (an upgrade
+    /// that keeps every service running).
+    Daemon {
+        #[command(subcommand)]
+        cmd: DaemonCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DaemonCommand {
+    /// Version, pid, binary, when this image started, what it re-adopted.
+    Info,
+    /// Exec the daemon's binary again (install the new one at the same
+    /// path first), keeping every service, its pid, its logs and its
+    /// sockets; waits until the new image answers.
+    Reexec {
+        /// How long to wait for the new image, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 30_000)]
+        timeout: u32,
     },
 }

@@ -2,28 +2,8 @@
 
 use crate::proto::v1 as pb;
 use crate::spec::format_bytes;
-use prost_reflect::{DescriptorPool, DynamicMessage};
-use std::sync::OnceLock;
 
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        // The descriptor set is generated at build time from our own proto.
-        DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET).unwrap_or_default()
-    })
-}
-
-/// Proto3 canonical JSON of a message (field names in lowerCamelCase).
-pub fn json<M: prost::Message>(m: &M, full_name: &str) -> String {
-    let Some(desc) = pool().get_message_by_name(full_name) else {
-        return "{}".into();
-    };
-    let bytes = m.encode_to_vec();
-    match DynamicMessage::decode(desc, bytes.as_slice()) {
-        Ok(dm) => serde_json::to_string(&dm).unwrap_or_else(|_| "{}".into()),
-        Err(_) => "{}".into(),
-    }
-}
+pub use super::protojson::json;
 
 pub fn service_state(v: i32) -> &'static str {
     match pb::ServiceState::try_from(v) {
@@ -33,6 +13,7 @@ pub fn service_state(v: i32) -> &'static str {
         Ok(pb::ServiceState::Failed) => "failed",
         Ok(pb::ServiceState::Stopped) => "stopped",
         Ok(pb::ServiceState::Exited) => "exited",
+        Ok(pb::ServiceState::Quarantined) => "quarantined",
         _ => "unknown",
     }
 }
@@ -45,7 +26,52 @@ pub fn instance_state(v: i32) -> &'static str {
         Ok(pb::InstanceState::Exited) => "exited",
         Ok(pb::InstanceState::Failed) => "failed",
         Ok(pb::InstanceState::Backoff) => "backoff",
+        Ok(pb::InstanceState::Quarantined) => "quarantined",
         _ => "unknown",
+    }
+}
+
+/// What `solo shutdown` prints: each instance stopped, tier by tier.
+pub fn shutdown(r: &pb::ShutdownResponse) -> String {
+    let rows: Vec<Vec<String>> = r
+        .instances
+        .iter()
+        .map(|i| {
+            vec![
+                if i.tier == pb::Tier::System as i32 { "system".into() } else { "user".into() },
+                if i.revision > 1 {
+                    format!("{}.{}.r{}", i.service, i.replica, i.revision)
+                } else {
+                    format!("{}.{}", i.service, i.replica)
+                },
+                i.pid.to_string(),
+                format!("{} ms", i.stop_ms),
+                if i.sigkilled { "SIGKILLed".into() } else { "exited".into() },
+                i.how.clone(),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    if !rows.is_empty() {
+        out.push_str(&table(&["TIER", "INSTANCE", "PID", "STOPPED AFTER", "STOP", "HOW"], &rows));
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "stopped {} instance(s), {} SIGKILLed after their grace; the daemon is exiting",
+        r.stopped, r.sigkilled
+    ));
+    out
+}
+
+/// Who an event is about, as `solo watch` prints it: `web.0`, `web.0.r2`
+/// (an instance of revision 2, named like its cgroup), or `web` for an
+/// update's events.
+pub fn event_source(e: &pb::Event) -> String {
+    use pb::EventKind as K;
+    match K::try_from(e.kind) {
+        Ok(K::Updating | K::Updated | K::RolledBack) => e.service.clone(),
+        _ if e.revision > 1 => format!("{}.{}.r{}", e.service, e.replica, e.revision),
+        _ => format!("{}.{}", e.service, e.replica),
     }
 }
 
@@ -63,6 +89,16 @@ pub fn event_kind(v: i32) -> &'static str {
         Ok(pb::EventKind::LaunchFailed) => "launch-failed",
         Ok(pb::EventKind::Stopped) => "stopped",
         Ok(pb::EventKind::Lagged) => "lagged",
+        Ok(pb::EventKind::SeccompDenied) => "seccomp-denied",
+        Ok(pb::EventKind::Quarantined) => "quarantined",
+        Ok(pb::EventKind::AccessDenied) => "access-denied",
+        Ok(pb::EventKind::Granted) => "granted",
+        Ok(pb::EventKind::Revoked) => "revoked",
+        Ok(pb::EventKind::LimitExceeded) => "limit-exceeded",
+        Ok(pb::EventKind::Adopted) => "adopted",
+        Ok(pb::EventKind::Updating) => "updating",
+        Ok(pb::EventKind::Updated) => "updated",
+        Ok(pb::EventKind::RolledBack) => "rolled-back",
         _ => "event",
     }
 }
@@ -92,6 +128,26 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(&line(r.clone()));
     }
     out
+}
+
+/// `memory 256MiB  cpu weight 100  cpu max unlimited  pids 64  open files
+/// 1024  at the limit: memory kill, cpu throttle`.
+pub fn limits_line(l: &pb::Limits) -> String {
+    let cpu_max = if l.cpu_max_millicores == 0 { "unlimited".to_owned() } else { format!("{}m", l.cpu_max_millicores) };
+    let (mem, cpu) = match pb::LimitAction::try_from(l.limit_exceeded_action) {
+        Ok(pb::LimitAction::Kill) => ("kill", "kill"),
+        Ok(pb::LimitAction::Throttle) => ("throttle", "throttle"),
+        Ok(pb::LimitAction::Warn) => ("warn", "warn"),
+        _ => ("kill", "throttle"),
+    };
+    format!(
+        "memory {}  cpu weight {}  cpu max {}  pids {}  open files {}  at the limit: memory {mem}, cpu {cpu}",
+        format_bytes(l.memory_bytes),
+        l.cpu_weight,
+        cpu_max,
+        l.max_pids,
+        l.max_open_files
+    )
 }
 
 pub fn duration_ms(ms: u64) -> String {
@@ -150,6 +206,7 @@ pub fn status(s: &pb::ServiceStatus) -> String {
         out.push_str(&format!("failure:   {}\n", s.failure_reason));
     }
     out.push_str(&format!("revision:  {}\n", s.revision));
+    out.push_str(&super::update::status_lines(s));
     out.push_str(&format!("tier:      {}\n", if s.tier == pb::Tier::System as i32 { "system" } else { "user" }));
     out.push_str(&format!("artifact:  {} sha256:{}\n", s.artifact_kind, s.artifact_sha256));
     out.push_str(&format!("profile:   {} sha256:{}\n", s.profile, s.profile_sha256));
@@ -168,15 +225,7 @@ pub fn status(s: &pb::ServiceStatus) -> String {
             out.push_str(&format!("ready:     {kind}, within {} ms\n", r.startup_timeout_ms));
         }
     }
-    let cpu_max = if l.cpu_max_millicores == 0 { "unlimited".to_owned() } else { format!("{}m", l.cpu_max_millicores) };
-    out.push_str(&format!(
-        "limits:    memory {}  cpu weight {}  cpu max {}  pids {}  open files {}\n",
-        format_bytes(l.memory_bytes),
-        l.cpu_weight,
-        cpu_max,
-        l.max_pids,
-        l.max_open_files
-    ));
+    out.push_str(&format!("limits:    {}\n", limits_line(&l)));
     out.push_str(&format!(
         "restart:   {policy}, at most {} within {}s, backoff {}ms..{}ms\n",
         r.max_restarts, r.within_seconds, r.backoff_initial_ms, r.backoff_max_ms
@@ -188,7 +237,12 @@ pub fn status(s: &pb::ServiceStatus) -> String {
             let u = i.usage.unwrap_or_default();
             vec![
                 i.replica.to_string(),
-                instance_state(i.state).to_owned(),
+                i.revision.to_string(),
+                if i.frozen {
+                    format!("{} (frozen)", instance_state(i.state))
+                } else {
+                    instance_state(i.state).to_owned()
+                },
                 if i.pid == 0 { "-".into() } else { i.pid.to_string() },
                 if i.pid == 0 { "-".into() } else { duration_ms(i.uptime_ms) },
                 i.restart_count.to_string(),
@@ -201,9 +255,27 @@ pub fn status(s: &pb::ServiceStatus) -> String {
         .collect();
     out.push('\n');
     out.push_str(&table(
-        &["REPLICA", "STATE", "PID", "UPTIME", "RESTARTS", "MEMORY", "CPU", "TASKS", "LAST EXIT"],
+        &["REPLICA", "REV", "STATE", "PID", "UPTIME", "RESTARTS", "MEMORY", "CPU", "TASKS", "LAST EXIT"],
         &rows,
     ));
+    if s.revisions.len() > 1 || s.revisions.iter().any(|r| !r.note.is_empty()) {
+        let rows: Vec<Vec<String>> = s
+            .revisions
+            .iter()
+            .map(|r| {
+                vec![
+                    format!("{}{}", r.revision, if r.current { " *" } else { "" }),
+                    format!("{} {}", r.artifact_kind, r.artifact_sha256.get(..12).unwrap_or("")),
+                    r.profile.clone(),
+                    r.replicas.to_string(),
+                    if r.activated_at_unix_ms == 0 { "never".into() } else { "yes".into() },
+                    if r.note.is_empty() { "-".into() } else { r.note.clone() },
+                ]
+            })
+            .collect();
+        out.push_str("\n\n");
+        out.push_str(&table(&["REVISION", "ARTIFACT", "PROFILE", "REPLICAS", "RAN", "NOTE"], &rows));
+    }
     if let Some(i) = s.instances.first() {
         out.push_str(&format!("\n\ncgroup:    {}", i.cgroup.replace(';', "\n           ")));
     }
@@ -211,12 +283,18 @@ pub fn status(s: &pb::ServiceStatus) -> String {
         if i.sandbox.is_empty() {
             continue;
         }
+        let last = if i.last_denied_syscall.is_empty() {
+            String::new()
+        } else {
+            format!(", the last {}", i.last_denied_syscall)
+        };
         out.push_str(&format!(
-            "\n\nsandbox of replica {} (profile {} sha256:{}, {} denied syscalls):",
+            "\n\nsandbox of replica {} (profile {} sha256:{}, {} denied syscall{}{last}):",
             i.replica,
             i.profile,
             &i.profile_sha256.get(..12).unwrap_or(""),
-            i.seccomp_denials
+            i.seccomp_denials,
+            if i.seccomp_denials == 1 { "" } else { "s" }
         ));
         for l in &i.sandbox {
             out.push_str(&format!("\n  {:<13} {:<9} {}", l.name, l.state, l.detail));

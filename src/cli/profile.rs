@@ -10,7 +10,8 @@ use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// `solo profile` and its subcommands.
+// `solo profile` and its subcommands. A comment, not a doc comment: clap
+// would show it instead of the `profile` variant's text.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
 NAME is a profile name (a built-in: base, default, network-client, web-server, strict; or a file of \
@@ -34,6 +35,7 @@ pub struct ProfileArgs {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+#[command(defer = true)]
 pub enum ProfileCommand {
     /// Check a profile file: it parses, every value is valid, and it only tightens what it extends.
     ///

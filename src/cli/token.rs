@@ -21,13 +21,14 @@ pub struct TokenArgs {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+#[command(defer = true)]
 pub enum TokenCommand {
     /// Ask the daemon for a new token, narrower than (or equal to) yours.
     Issue {
         /// Who it is for, e.g. agent-a (default with --service: service:ID).
         #[arg(long)]
         subject: Option<String>,
-        /// Permissions, comma-separated: deploy, status, kill, watch, grant, update, shutdown, connect, system.
+        /// Permissions, comma-separated: deploy, status, kill, watch, grant, update, shutdown, connect, system, audit.
         #[arg(long = "perm", value_name = "LIST", required = true)]
         perms: Vec<String>,
         /// What it covers: * | service:ID | service:PREFIX* | tcp:HOST:PORT | tcp:HOST:* [default: your token's].

@@ -1,22 +1,74 @@
-//! The launcher's loop: receive a plan, prepare, clone3, report; reap
-//! children and report their exits. Exits when the daemon's end closes.
+//! The launcher's loop: accept the daemon, receive plans, prepare, clone3,
+//! report; reap children and report their exits; keep the vault.
+//!
+//! The launcher outlives the daemon. When the daemon's connection closes
+//! (a crash, or a re-exec), the children stay its own, their exits are
+//! queued, and the vault keeps every descriptor the daemon left with it;
+//! the next daemon connects to the listening socket (fd 0) and takes them
+//! back ([`Request::Attach`]). It exits when told ([`Request::Quit`]), or
+//! when no daemon is attached and no child is left.
 
 use super::protocol::{Reply, Request, MAX_MESSAGE};
-use crate::sandbox::landlock;
+use super::spawn::launch;
 use crate::sandbox::mounts::Views;
 use crate::sandbox::namespaces::NetPool;
+use crate::sandbox::steps::{self, StepError};
+use crate::sandbox::sys::{self, WaitStatus};
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Instant;
 
 /// Network namespaces kept ready for the next spawns.
 const NET_POOL: usize = 4;
-use crate::sandbox::plan::{Confinement, Enforcement, Layer};
-use crate::sandbox::steps::{self, StepError};
-use crate::sandbox::sys::{self, Forked, WaitStatus};
-use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Instant;
 
-/// Runs the launcher on `sock` (its stdin). Never returns.
-pub fn run(sock: OwnedFd) -> ! {
+/// Most descriptors one reply carries (below `SCM_MAX_FD`).
+const FDS_PER_REPLY: usize = 200;
+
+/// The lowest number a kept descriptor gets: everything the launcher keeps
+/// for the daemon (several per instance) sits above what a child may open
+/// under its own `RLIMIT_NOFILE` (1024 by default), which it sets before
+/// its last opens (Landlock's paths, in its view). A child sees them only
+/// until its exec (they are close-on-exec).
+const KEPT_FLOOR: i32 = 4096;
+
+/// How long a launcher with no daemon attached and no child left waits for
+/// a daemon (one re-exec'ing itself, say) before it exits.
+const IDLE_EXIT_MS: i32 = 30_000;
+
+/// A live child: the instance it was launched as, and what a daemon that
+/// attaches later needs to know about it.
+struct Child {
+    key: String,
+    pidfd: OwnedFd,
+    meta: String,
+    enforcement: crate::sandbox::plan::Enforcement,
+    spawn_us: u64,
+    started_at_ms: i64,
+}
+
+/// Everything the launcher holds for the daemon.
+#[derive(Default)]
+struct State {
+    /// The attached daemon, if any.
+    conn: Option<OwnedFd>,
+    children: HashMap<i32, Child>,
+    /// Descriptors kept for the daemon, by name.
+    vault: BTreeMap<String, OwnedFd>,
+    /// Exits reaped while no daemon was attached.
+    queued: Vec<Reply>,
+}
+
+/// Runs the launcher on `listener` (its stdin: a listening `SOCK_SEQPACKET`
+/// socket only root can reach). Never returns.
+pub fn run(listener: OwnedFd) -> ! {
+    // Whatever the daemon (or whoever started it) left open beyond the
+    // socket (fd 0) and stdout/stderr goes first: the launcher holds only
+    // what it opens itself, so nothing inherited can reach a service
+    // however the child's own close-on-exec sweep is arranged.
+    if let Err(e) = sys::close_fds_from(3) {
+        eprintln!("solo launcher: cannot close inherited descriptors: {e}");
+        sys::exit_now(1)
+    }
     // First of all, before anything here opens a descriptor: fill the
     // numbers passed descriptors get in a service (3 to 66) with
     // placeholders, so none of the launcher's own descriptors (sockets,
@@ -26,9 +78,9 @@ pub fn run(sock: OwnedFd) -> ! {
         eprintln!("solo launcher: cannot reserve descriptors {:?}: {e}", steps::PASSED_FDS);
         sys::exit_now(1)
     }
-    // If the daemon dies, so does the launcher; services live on (they are
-    // reparented to the next subreaper) and are found again on restart.
-    let _ = sys::set_parent_death_signal(libc::SIGKILL);
+    // No parent-death signal: the launcher outlives a crash or a re-exec of
+    // the daemon, and with it every service keeps its parent, its output
+    // pipes and its control socket until the next daemon attaches.
     if let Err(e) = sys::set_child_subreaper() {
         eprintln!("solo launcher: cannot become a child subreaper: {e}");
     }
@@ -57,18 +109,34 @@ pub fn run(sock: OwnedFd) -> ! {
     // Each profile's shared filesystem view, built on its first spawn, and
     // its seccomp filter, sent whole once.
     let mut kept = Kept::default();
+    let mut st = State::default();
     loop {
         // Idle time refills the pool; a pending request never waits for it.
         let idle_work = pool.as_ref().is_some_and(NetPool::wants_more);
-        let timeout = if idle_work { 0 } else { -1 };
-        let ready = match sys::poll_readable(&[sock.as_raw_fd(), sigchld.as_raw_fd()], timeout) {
+        // Alone (no daemon, no child): wait a while for a daemon, then go.
+        let alone = st.conn.is_none() && st.children.is_empty();
+        let timeout = if idle_work {
+            0
+        } else if alone {
+            IDLE_EXIT_MS
+        } else {
+            -1
+        };
+        let mut fds = vec![listener.as_raw_fd(), sigchld.as_raw_fd()];
+        if let Some(c) = &st.conn {
+            fds.push(c.as_raw_fd());
+        }
+        let ready = match sys::poll_readable(&fds, timeout) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("solo launcher: poll: {e}");
                 sys::exit_now(1)
             }
         };
-        if idle_work && !ready[0] && !ready[1] {
+        if alone && !idle_work && !ready.iter().any(|r| *r) {
+            sys::exit_now(0)
+        }
+        if idle_work && !ready.iter().any(|r| *r) {
             if let Some(p) = pool.as_mut() {
                 if let Err(e) = p.fill_one() {
                     eprintln!("solo launcher: cannot make a network namespace ahead ({e}); spawns make their own");
@@ -79,44 +147,92 @@ pub fn run(sock: OwnedFd) -> ! {
         }
         if ready[1] {
             sys::drain(sigchld.as_raw_fd());
-            reap(&sock);
+            reap(&mut st);
         }
-        if ready[0] {
-            match sys::recv_with_fds(sock.as_raw_fd(), &mut buf) {
-                Ok((0, _)) => sys::exit_now(0),
-                Ok((n, fds)) => handle(&sock, &buf[..n], fds, pool.as_mut(), &mut kept),
-                Err(e) if e.0 == libc::EAGAIN => {}
+        if ready.get(2).copied().unwrap_or(false) {
+            let conn = st.conn.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
+            match sys::recv_with_fds(conn, &mut buf) {
+                Ok((0, _)) => detach(&mut st),
+                Ok((n, fds)) => handle(&mut st, &buf[..n], fds, pool.as_mut(), &mut kept),
+                Err(e) if e.0 == libc::EAGAIN || e.0 == libc::EINTR => {}
                 Err(e) => {
                     eprintln!("solo launcher: receive: {e}");
-                    sys::exit_now(1)
+                    detach(&mut st);
                 }
             }
+        }
+        if ready[0] {
+            accept(&mut st, listener.as_raw_fd());
         }
     }
 }
 
-fn send(sock: &OwnedFd, reply: &Reply, fds: &[i32]) {
+/// A daemon connects: root only, one at a time.
+fn accept(st: &mut State, listener: RawFd) {
+    let conn = match sys::accept(listener) {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    match sys::peer_cred(conn.as_raw_fd()) {
+        Ok((0, _)) => {}
+        Ok((uid, pid)) => {
+            eprintln!("solo launcher: refused a connection from uid {uid} (pid {pid}): only root's daemon may attach");
+            return;
+        }
+        Err(e) => {
+            eprintln!("solo launcher: refused a connection: {e}");
+            return;
+        }
+    }
+    if st.conn.is_some() {
+        // Another daemon is attached (the state-dir lock should make this
+        // impossible); the newcomer sees its connection close.
+        eprintln!("solo launcher: refused a second daemon while one is attached");
+        return;
+    }
+    // Plans are large: raise the buffers (forced where CAP_NET_ADMIN allows).
+    if sys::force_socket_buffers(&conn, (MAX_MESSAGE * 2) as i32).is_err() {
+        let _ = sys::set_socket_buffers(&conn, (MAX_MESSAGE * 2) as i32);
+    }
+    st.conn = Some(conn);
+}
+
+/// The daemon is gone: keep everything for the next one (a launcher left
+/// alone exits after [`IDLE_EXIT_MS`]).
+fn detach(st: &mut State) {
+    st.conn = None;
+}
+
+/// Sends one reply; a daemon that cannot be reached is detached (its
+/// successor gets what it missed through [`Request::Attach`]).
+fn send(st: &mut State, reply: &Reply, fds: &[RawFd]) -> bool {
+    let Some(conn) = st.conn.as_ref() else { return false };
     let data = match serde_json::to_vec(reply) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("solo launcher: encode reply: {e}");
-            return;
+            return false;
         }
     };
-    if let Err(e) = sys::send_with_fds(sock.as_raw_fd(), &data, fds) {
-        // The daemon is gone: nothing left to report to.
+    if let Err(e) = sys::send_with_fds(conn.as_raw_fd(), &data, fds) {
         eprintln!("solo launcher: send: {e}");
-        sys::exit_now(0)
+        detach(st);
+        return false;
     }
+    true
 }
 
-fn reap(sock: &OwnedFd) {
+fn reap(st: &mut State) {
     while let Ok(Some((pid, status))) = sys::waitpid_nohang(-1) {
+        let key = st.children.remove(&pid).map(|c| c.key).unwrap_or_default();
         let (code, signal) = match status {
             WaitStatus::Exited(c) => (Some(c), None),
             WaitStatus::Signaled(s) => (None, Some(s)),
         };
-        send(sock, &Reply::Exited { pid, code, signal }, &[]);
+        let reply = Reply::Exited { pid, code, signal, key };
+        if st.conn.is_none() || !send(st, &reply, &[]) {
+            st.queued.push(reply);
+        }
     }
 }
 
@@ -128,203 +244,151 @@ struct Kept {
     filters: HashMap<String, Vec<u8>>,
 }
 
-fn handle(sock: &OwnedFd, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetPool>, kept: &mut Kept) {
-    let started = Instant::now();
-    let mut req: Request = match serde_json::from_slice(data) {
+fn handle(st: &mut State, data: &[u8], fds: Vec<OwnedFd>, pool: Option<&mut NetPool>, kept: &mut Kept) {
+    let req: Request = match serde_json::from_slice(data) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("solo launcher: malformed request: {e}");
             return;
         }
     };
-    let id = req.id;
+    match req {
+        Request::Spawn { id, key, keep, meta, plan } => {
+            spawn(st, id, Named { key, keep, meta }, *plan, fds, pool, kept)
+        }
+        Request::Keep { names } => {
+            if names.len() != fds.len() {
+                eprintln!("solo launcher: keep: {} names for {} descriptors; ignored", names.len(), fds.len());
+                return;
+            }
+            st.vault.extend(names.into_iter().zip(fds.into_iter().map(|fd| sys::move_above(fd, KEPT_FLOOR))));
+        }
+        Request::Forget { prefix } => st.vault.retain(|name, _| !name.starts_with(&prefix)),
+        Request::Attach => attach(st),
+        Request::Detach => detach(st),
+        Request::Quit => sys::exit_now(0),
+    }
+}
+
+/// Hands a (new) daemon everything: children, vault, queued exits.
+fn attach(st: &mut State) {
+    let children: Vec<(Reply, RawFd)> = st
+        .children
+        .iter()
+        .map(|(pid, c)| {
+            let reply = Reply::Child {
+                pid: *pid,
+                key: c.key.clone(),
+                meta: c.meta.clone(),
+                enforcement: c.enforcement.clone(),
+                spawn_us: c.spawn_us,
+                started_at_ms: c.started_at_ms,
+            };
+            (reply, c.pidfd.as_raw_fd())
+        })
+        .collect();
+    let count = children.len();
+    for (reply, pidfd) in children {
+        if !send(st, &reply, &[pidfd]) {
+            return;
+        }
+    }
+    let vault: Vec<(String, RawFd)> = st.vault.iter().map(|(n, fd)| (n.clone(), fd.as_raw_fd())).collect();
+    for chunk in vault.chunks(FDS_PER_REPLY) {
+        let names = chunk.iter().map(|(n, _)| n.clone()).collect();
+        let fds: Vec<RawFd> = chunk.iter().map(|(_, fd)| *fd).collect();
+        if !send(st, &Reply::Kept { names }, &fds) {
+            return;
+        }
+    }
+    for reply in std::mem::take(&mut st.queued) {
+        if !send(st, &reply, &[]) {
+            return;
+        }
+    }
+    let done = Reply::Attached { children: count, kept: vault.len(), pid: sys::getpid() };
+    send(st, &done, &[]);
+}
+
+/// A spawn's instance key, the names of the descriptors to keep, and the
+/// daemon's notes.
+struct Named {
+    key: String,
+    keep: Vec<String>,
+    meta: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn(
+    st: &mut State,
+    id: u64,
+    named: Named,
+    mut plan: crate::sandbox::plan::LaunchPlan,
+    fds: Vec<OwnedFd>,
+    pool: Option<&mut NetPool>,
+    kept: &mut Kept,
+) {
+    let started = Instant::now();
+    let Named { key, keep, meta } = named;
     let fail =
         |e: StepError| Reply::Failed { id, step: e.step.name().to_owned(), errno: e.errno.0, message: e.to_string() };
     // First, whatever else is wrong with the request: the daemon counts a
     // filter as sent once the message went out, so it must be kept.
-    if let Some(f) = req.plan.confine.seccomp.as_mut() {
+    if let Some(f) = plan.confine.seccomp.as_mut() {
         if !f.resolve(&mut kept.filters) {
             // The daemon sends a filter whole before it refers to it; a
             // reference to one this launcher never got is the daemon's bug.
             let e = StepError { step: steps::Step::Prepare, errno: sys::Errno(libc::ENOENT) };
-            send(sock, &fail(e), &[]);
+            send(st, &fail(e), &[]);
             return;
         }
     }
-    let mut fds = fds.into_iter();
-    let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else {
-        let e = StepError { step: steps::Step::Prepare, errno: sys::Errno(libc::EBADF) };
-        send(sock, &fail(e), &[]);
-        return;
-    };
-    let passed: Vec<OwnedFd> = fds.collect();
     // Refused before anything is opened, saying why.
     let refuse = |errno: i32, why: String| {
         let e = StepError { step: steps::Step::Prepare, errno: sys::Errno(errno) };
         Reply::Failed { id, step: e.step.name().to_owned(), errno, message: format!("{e}: {why}") }
     };
-    if let Err(why) = req.plan.check() {
-        send(sock, &refuse(libc::EINVAL, why), &[]);
+    if fds.len() != 2 + keep.len() + plan.fds.len() {
+        let why = format!("{} descriptors sent, {} expected", fds.len(), 2 + keep.len() + plan.fds.len());
+        send(st, &refuse(libc::EBADF, why), &[]);
         return;
     }
-    if passed.len() != req.plan.fds.len() {
-        let why = format!("{} descriptors named, {} sent", req.plan.fds.len(), passed.len());
-        send(sock, &refuse(libc::EBADF, why), &[]);
+    let mut fds = fds.into_iter();
+    let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else { return };
+    // The daemon's own ends, kept for a daemon that comes back.
+    let kept_fds: Vec<OwnedFd> = fds.by_ref().take(keep.len()).collect();
+    let passed: Vec<OwnedFd> = fds.collect();
+    if let Err(why) = plan.check() {
+        send(st, &refuse(libc::EINVAL, why), &[]);
         return;
     }
-    let netns = if req.plan.confine.namespaces.net { pool.and_then(NetPool::take) } else { None };
-    match launch(&req, stdout, stderr, passed, netns, &mut kept.views) {
+    let netns = if plan.confine.namespaces.net { pool.and_then(NetPool::take) } else { None };
+    match launch(&plan, stdout, stderr, passed, netns, &mut kept.views) {
         Ok(l) => {
             let spawn_us = started.elapsed().as_micros() as u64;
-            let mut fds = vec![l.pidfd.as_raw_fd()];
+            let mut out = vec![l.pidfd.as_raw_fd()];
             if let Some(f) = &l.listener {
-                fds.push(f.as_raw_fd());
+                out.push(f.as_raw_fd());
             }
+            let enforcement = l.enforcement.clone();
             let reply =
                 Reply::Spawned { id, pid: l.pid, spawn_us, listener: l.listener.is_some(), enforcement: l.enforcement };
-            send(sock, &reply, &fds);
-        }
-        Err(e) => send(sock, &fail(e), &[]),
-    }
-}
-
-struct Launched {
-    pid: i32,
-    pidfd: OwnedFd,
-    listener: Option<OwnedFd>,
-    enforcement: Enforcement,
-}
-
-/// Prepares, clones, and follows the child through its steps: it reports
-/// Landlock's outcome and its seccomp listener, then execs (the report pipe
-/// closes) or reports the step that failed.
-fn launch(
-    req: &Request,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-    passed: Vec<OwnedFd>,
-    netns: Option<OwnedFd>,
-    views: &mut Views,
-) -> Result<Launched, StepError> {
-    let prepared = steps::prepare(&req.plan, stdout, stderr, passed, netns, views)?;
-    let prep_err = |errno| StepError { step: steps::Step::Prepare, errno };
-    let (rep_r, rep_w) = sys::pipe(0).map_err(prep_err)?;
-    let (ack_r, ack_w) = sys::pipe(0).map_err(prep_err)?;
-    let cgroup = prepared.cgroup_v2.as_ref().map(|f| f.as_raw_fd());
-    let (pid, pidfd) = match sys::clone3(prepared.clone_flags, cgroup) {
-        Err(errno) => return Err(StepError { step: steps::Step::Clone, errno }),
-        Ok(Forked::Child) => {
-            drop((rep_r, ack_w));
-            let ch = steps::Channel { report: rep_w.as_raw_fd(), ack: ack_r.as_raw_fd() };
-            let e = steps::apply(&prepared, &ch);
-            let _ = sys::write_all(rep_w.as_raw_fd(), &e.encode());
-            sys::exit_now(127)
-        }
-        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
-    };
-    drop((rep_w, ack_r));
-    let missing = prepared.mounts.as_ref().map(|m| m.missing.clone()).unwrap_or_default();
-    let memfd_noexec = prepared.mounts.as_ref().and_then(|m| m.memfd_noexec);
-    let plan = &req.plan.confine;
-    drop(prepared);
-    let mut landlock = None;
-    let mut listener = None;
-    let fail = |e: StepError| {
-        let _ = sys::waitpid_blocking(pid);
-        Err(e)
-    };
-    loop {
-        let mut b = [0u8; 8];
-        let n = sys::read_full(rep_r.as_raw_fd(), &mut b).unwrap_or(0);
-        if n < 8 {
-            break; // exec'd: the close-on-exec pipe closed
-        }
-        let code = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-        let value = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
-        match code {
-            steps::REPORT_LANDLOCK => landlock = Some(landlock::Outcome::from_i32(value)),
-            steps::REPORT_LISTENER => {
-                match sys::pidfd_getfd(pidfd.as_raw_fd(), value) {
-                    Ok(fd) => listener = Some(fd),
-                    Err(errno) => {
-                        let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
-                        return fail(StepError { step: steps::Step::Seccomp, errno });
-                    }
-                }
-                let _ = sys::write_all(ack_w.as_raw_fd(), b"k");
+            send(st, &reply, &out);
+            for (name, fd) in keep.into_iter().zip(kept_fds) {
+                st.vault.insert(format!("{key}{name}"), sys::move_above(fd, KEPT_FLOOR));
             }
-            _ => return fail(StepError::decode(&b)),
+            if let Some(listener) = l.listener {
+                st.vault.insert(format!("{key}listener"), sys::move_above(listener, KEPT_FLOOR));
+            }
+            let started_at_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let pidfd = sys::move_above(l.pidfd, KEPT_FLOOR);
+            st.children.insert(l.pid, Child { key, pidfd, meta, enforcement, spawn_us, started_at_ms });
+        }
+        Err(e) => {
+            send(st, &fail(e), &[]);
         }
     }
-    Ok(Launched { pid, pidfd, listener, enforcement: enforcement(plan, &missing, memfd_noexec, landlock) })
-}
-
-/// What was enforced, layer by layer, for the daemon to record.
-fn enforcement(
-    c: &Confinement,
-    missing: &[String],
-    memfd_noexec: Option<bool>,
-    landlock: Option<landlock::Outcome>,
-) -> Enforcement {
-    let mut layers = Vec::new();
-    let mut layer =
-        |name: &str, state: &str, detail: String| layers.push(Layer { name: name.into(), state: state.into(), detail });
-    let ns = &c.namespaces;
-    let mut kinds = vec![];
-    if c.fs.is_some() {
-        kinds.push("mount");
-    }
-    for (on, k) in
-        [(ns.pid, "pid"), (ns.ipc, "ipc"), (ns.uts, "uts"), (ns.net, "net"), (ns.cgroup, "cgroup"), (ns.user, "user")]
-    {
-        if on {
-            kinds.push(k);
-        }
-    }
-    layer("namespaces", "enforced", kinds.join(","));
-    match &c.fs {
-        Some(_) if missing.is_empty() => layer("filesystem", "enforced", "a private copy of the profile's view (pivot_root, host tree detached)".into()),
-        Some(_) => layer(
-            "filesystem",
-            "enforced",
-            format!(
-                "a private copy of the profile's view (pivot_root, host tree detached); not on this host, so not in the view: {}",
-                missing.join(" ")
-            ),
-        ),
-        None => layer("filesystem", "off", "the launcher's own view".into()),
-    }
-    match memfd_noexec {
-        Some(true) => layer("memfd", "enforced", "vm.memfd_noexec = 2: no executable memfd".into()),
-        Some(false) => layer(
-            "memfd",
-            "off",
-            "this kernel has no vm.memfd_noexec (Linux 6.3+): code written to a memfd can be executed (degraded)"
-                .into(),
-        ),
-        None => layer("memfd", "off", "no pid namespace of its own: the host's vm.memfd_noexec applies".into()),
-    }
-    layer("capabilities", "enforced", "none in any of the five sets; no_new_privs".into());
-    let abi = landlock::kernel_abi();
-    match (c.landlock.as_ref(), landlock) {
-        (None, _) => layer("landlock", "off", "not requested".into()),
-        (Some(_), Some(landlock::Outcome::Full)) => {
-            layer("landlock", "enforced", format!("ABI {abi}: {}", landlock::abi_features(abi)))
-        }
-        (Some(r), Some(landlock::Outcome::Partial)) => layer(
-            "landlock",
-            "partial",
-            format!("ABI {abi} (profile asks {}): {}", r.min_abi, landlock::abi_features(abi)),
-        ),
-        (Some(_), _) => layer("landlock", "off", "this kernel has no Landlock (degraded)".into()),
-    }
-    match &c.seccomp {
-        Some(f) => layer(
-            "seccomp",
-            "enforced",
-            format!("allow-list of {} BPF instructions; denials reported", f.bpf.len() / 8),
-        ),
-        None => layer("seccomp", "off", "not requested".into()),
-    }
-    Enforcement { layers }
 }

@@ -51,8 +51,9 @@ pub const CHECKS: &[Check] = &[
     // Seccomp.
     Check { id: "seccomp-log", layer: "seccomp", weight: 2.0, why: "default_action = log enforces nothing: every syscall runs, deny lists included", test: seccomp_log },
     Check { id: "seccomp-never-group", layer: "seccomp", weight: 2.0, why: "a syscall of a deny-only group (@mount, @namespaces, @debug, @kernel, @host, @privileged) allowed by name: the loader refuses these groups by group name only, and each of them can undo the sandbox", test: never_group },
-    Check { id: "seccomp-not-kill", layer: "seccomp", weight: 0.5, why: "errno (or log) lets a hostile process probe the filter and carry on; kill_process stops it at the first attempt", test: seccomp_not_kill },
-    Check { id: "seccomp-sockets", layer: "seccomp", weight: 0.8, why: "socket() reaches every socket family the kernel has (a frequent source of kernel bugs), whatever the network mode", test: sockets },
+    Check { id: "seccomp-not-kill", layer: "seccomp", weight: 0.5, why: "errno (or log) lets a hostile process probe the filter and carry on; kill_process stops it (at once, or after kill_grace_ms, and at its 16th denied call at the latest)", test: seccomp_not_kill },
+    Check { id: "seccomp-sockets", layer: "seccomp", weight: 0.3, why: "socket calls at all: even Unix sockets are more kernel code (other address families are counted by seccomp-socket-families)", test: sockets },
+    Check { id: "seccomp-socket-families", layer: "seccomp", weight: 0.5, why: "socket() may create IP (inet, inet6) or netlink sockets: the IP stack and netlink are large kernel interfaces and a frequent source of kernel bugs (every other family, AF_VSOCK, AF_PACKET, AF_ALG, ..., is refused whatever the profile)", test: socket_families },
     Check { id: "seccomp-sysv-ipc", layer: "seccomp", weight: 0.3, why: "System V IPC and POSIX message queues are old, large kernel interfaces (pipes are not counted)", test: sysv_ipc },
     Check { id: "seccomp-signals", layer: "seccomp", weight: 0.3, why: "kill, tgkill, pidfd_send_signal and friends act on other processes; the pid namespace and Landlock scoping bound them", test: signals },
     Check { id: "seccomp-aio", layer: "seccomp", weight: 0.3, why: "native AIO is rarely needed and has a history of kernel bugs", test: aio },
@@ -342,7 +343,17 @@ fn never_group(p: &Profile) -> (bool, String) {
 fn seccomp_not_kill(p: &Profile) -> (bool, String) {
     let a = p.seccomp.default_action;
     match a {
-        SeccompAction::KillProcess => (false, "a syscall outside the allow list kills the caller".into()),
+        SeccompAction::KillProcess if p.seccomp.kill_grace_ms == 0 => {
+            (false, "a syscall outside the allow list kills the caller".into())
+        }
+        SeccompAction::KillProcess => (
+            false,
+            format!(
+                "a syscall outside the allow list kills the caller, {} ms later unless it exits (at once at its {}th)",
+                p.seccomp.kill_grace_ms,
+                super::KILL_AFTER_DENIALS
+            ),
+        ),
         _ => (true, format!("a syscall outside the allow list does not kill ({})", super::explain::action_name(a))),
     }
 }
@@ -366,6 +377,19 @@ fn sockets(p: &Profile) -> (bool, String) {
         "may create and use sockets",
         "cannot create sockets",
     )
+}
+fn socket_families(p: &Profile) -> (bool, String) {
+    let calls = p.allowed_syscalls();
+    if !calls.contains("socket") {
+        return (false, "socket is not allowed: it creates no socket of any family".into());
+    }
+    let wide: Vec<&str> =
+        p.network.socket_families.iter().filter(|f| **f != super::SocketFamily::Unix).map(|f| f.name()).collect();
+    if wide.is_empty() {
+        (false, "socket() creates Unix sockets only".into())
+    } else {
+        (true, format!("socket() creates {} sockets besides Unix ones", wide.join(", ")))
+    }
 }
 fn sysv_ipc(p: &Profile) -> (bool, String) {
     allows(

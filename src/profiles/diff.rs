@@ -116,6 +116,22 @@ pub fn wider(x: &Profile, y: &Profile) -> Vec<Difference> {
     if x.network.mode != super::NetMode::None && y.network.mode == super::NetMode::None {
         out.push(d("network", "[network] mode", "new TCP connections (Landlock refuses them in mode none)".into()));
     }
+    for f in &x.network.socket_families {
+        if !y.network.socket_families.contains(f) && x.allowed_syscalls().contains("socket") {
+            out.push(d("network", "[network] socket_families", format!("{} sockets: {}", f.name(), f.meaning())));
+        }
+    }
+    let kills = |p: &Profile| p.seccomp.default_action == SeccompAction::KillProcess;
+    if kills(x) && kills(y) && x.seccomp.kill_grace_ms > y.seccomp.kill_grace_ms {
+        out.push(d(
+            "seccomp",
+            "[seccomp] kill_grace_ms",
+            format!(
+                "a process its filter refused runs on for {} ms before the kill, where {} gives {} ms",
+                x.seccomp.kill_grace_ms, y.name, y.seccomp.kill_grace_ms
+            ),
+        ));
+    }
     if x.network.bind && !y.network.bind {
         out.push(d("network", "[network] bind", "binding new TCP ports".into()));
     }

@@ -82,7 +82,17 @@ pub struct NetworkView {
     pub tcp_bind: bool,
     /// May it open new TCP connections?
     pub tcp_connect: bool,
+    /// The address families `socket(2)` may create, each with its meaning
+    /// (empty: it creates no socket at all).
+    pub socket_families: Vec<FamilyUse>,
     pub notes: Vec<String>,
+}
+
+/// A socket address family a profile allows.
+#[derive(Debug, Clone, Serialize)]
+pub struct FamilyUse {
+    pub family: &'static str,
+    pub meaning: &'static str,
 }
 
 /// An allowed or denied group (or the single syscalls of a list).
@@ -202,11 +212,15 @@ pub fn net_mode_meaning(m: NetMode) -> &'static str {
 }
 
 /// The default action in words.
-pub fn action_meaning(a: SeccompAction) -> &'static str {
+pub fn action_meaning(a: SeccompAction, kill_grace_ms: u32) -> String {
     match a {
-        SeccompAction::Log => "ALLOWED and recorded: the filter enforces nothing (a mode for writing a profile); deny lists are not enforced either",
-        SeccompAction::Errno => "fails with EPERM and is recorded; the service can carry on",
-        SeccompAction::KillProcess => "the calling process is killed (SIGKILL, by the supervisor) and the denial is recorded",
+        SeccompAction::Log => "ALLOWED and recorded: the filter enforces nothing (a mode for writing a profile); deny lists are not enforced either".into(),
+        SeccompAction::Errno => "fails with EPERM and is recorded; the service can carry on".into(),
+        SeccompAction::KillProcess if kill_grace_ms == 0 => "the calling process is killed (SIGKILL, by the supervisor) and the denial is recorded".into(),
+        SeccompAction::KillProcess => format!(
+            "fails with EPERM and is recorded; the calling process then has {kill_grace_ms} ms (kill_grace_ms) to exit on its own, writing what it has to say, and is killed (SIGKILL, by the supervisor) if it has not, or at once at its {}th denied call",
+            super::KILL_AFTER_DENIALS
+        ),
     }
 }
 
@@ -435,7 +449,7 @@ fn network(p: &Profile) -> NetworkView {
     let tcp_connect = n.mode != NetMode::None;
     match n.mode {
         NetMode::None => {
-            notes.push("a socket granted by the supervisor would still work, but grants are not implemented yet: today a service in mode none has no network socket at all".into());
+            notes.push("sockets granted by the supervisor (listen:, service:, connect: grants, passed as LISTEN_FDS) work: it uses them without creating any".into());
             notes.push(
                 "Unix sockets work only with paths in its view, and abstract ones only among its own processes".into(),
             );
@@ -479,11 +493,17 @@ fn network(p: &Profile) -> NetworkView {
         };
         notes.push(format!("binding new TCP ports is refused by Landlock ({enforced})"));
     }
+    let socket_families = if calls.contains("socket") {
+        n.socket_families.iter().map(|f| FamilyUse { family: f.name(), meaning: f.meaning() }).collect()
+    } else {
+        Vec::new()
+    };
     NetworkView {
         mode: net_mode_name(n.mode),
         meaning: net_mode_meaning(n.mode).to_owned(),
         tcp_bind: n.bind,
         tcp_connect,
+        socket_families,
         notes,
     }
 }
@@ -576,9 +596,18 @@ fn seccomp_view(p: &Profile) -> SeccompView {
         );
     }
     if allowed_set.contains("socket") {
-        special.push(
-            "socket is allowed except for MPTCP (protocol 262), whose sockets Landlock's TCP rules do not cover; it gets the default action".into(),
-        );
+        let families: Vec<&str> = p.network.socket_families.iter().map(|f| f.name()).collect();
+        special.push(format!(
+            "socket is allowed only for the families {} ([network] socket_families; IP only with protocol 0, TCP or UDP: no raw, SCTP or MPTCP, whose sockets Landlock's TCP rules do not cover); any other family (AF_VSOCK, AF_PACKET, AF_ALG, AF_XDP, other netlink protocols, ...) gets the default action",
+            if families.is_empty() { "(none)".to_owned() } else { families.join(", ") }
+        ));
+    }
+    if allowed_set.contains("socketpair") {
+        special.push(if p.network.socket_families.contains(&crate::sandbox::seccomp::SocketFamily::Unix) {
+            "socketpair is allowed for AF_UNIX only".into()
+        } else {
+            "socketpair gets the default action (unix is not among its socket families)".into()
+        });
     }
     if allowed_set.contains("clone3") {
         special.push(
@@ -592,7 +621,7 @@ fn seccomp_view(p: &Profile) -> SeccompView {
     );
     SeccompView {
         default_action: action_name(s.default_action),
-        default_action_meaning: action_meaning(s.default_action).to_owned(),
+        default_action_meaning: action_meaning(s.default_action, s.kill_grace_ms),
         on_violation: violation_name(s.on_violation),
         on_violation_meaning: violation_meaning(s.on_violation).to_owned(),
         allowed_count: every.len(),
@@ -726,6 +755,15 @@ impl Explanation {
         field(&mut o, "mode:", 13, &format!("{}: {}", n.mode, n.meaning));
         field(&mut o, "TCP bind:", 13, if n.tcp_bind { "allowed" } else { "refused" });
         field(&mut o, "TCP connect:", 13, if n.tcp_connect { "allowed" } else { "refused" });
+        if n.socket_families.is_empty() {
+            field(&mut o, "sockets:", 13, "creates no socket of any family (socket is not allowed)");
+        }
+        for (i, f) in n.socket_families.iter().enumerate() {
+            field(&mut o, if i == 0 { "sockets:" } else { "" }, 13, &format!("{}: {}", f.family, f.meaning));
+        }
+        if !n.socket_families.is_empty() {
+            field(&mut o, "", 13, "every other address family is refused (AF_VSOCK, AF_PACKET, AF_ALG, AF_XDP, ...)");
+        }
         for note in &n.notes {
             field(&mut o, "-", 13, note);
         }
@@ -812,7 +850,7 @@ pub fn groups_markdown() -> String {
 /// The syscalls `crate::sandbox::seccomp::compile_as` treats specially (each
 /// has a sentence in [`SeccompView::special`]); a test keeps this in step
 /// with the compiler.
-pub const SPECIAL_SYSCALLS: &[&str] = &["clone", "clone3", "socket"];
+pub const SPECIAL_SYSCALLS: &[&str] = &["clone", "clone3", "socket", "socketpair"];
 
 #[cfg(test)]
 mod tests {

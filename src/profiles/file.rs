@@ -37,6 +37,7 @@ pub struct FilesystemFile {
 pub struct NetworkFile {
     pub mode: Option<String>,
     pub bind: Option<bool>,
+    pub socket_families: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -46,6 +47,7 @@ pub struct SeccompFile {
     pub allow: Option<Vec<String>>,
     pub deny: Option<Vec<String>>,
     pub on_violation: Option<String>,
+    pub kill_grace_ms: Option<u32>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -18,6 +18,7 @@ pub mod file;
 pub mod groups;
 pub mod tighten;
 
+pub use crate::sandbox::seccomp::SocketFamily;
 use crate::spec::{parse_bytes, ProfileDefaults};
 use file::{line_col, locate, ProfileFile};
 use sha2::{Digest, Sha256};
@@ -113,6 +114,9 @@ pub struct Network {
     pub mode: NetMode,
     /// May the service bind new TCP ports (Landlock, ABI 4+)?
     pub bind: bool,
+    /// The address families `socket(2)` may create (seccomp); sorted, no
+    /// duplicates. Granted sockets work whatever this says.
+    pub socket_families: Vec<SocketFamily>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +126,20 @@ pub struct Seccomp {
     pub allow: Vec<String>,
     pub deny: Vec<String>,
     pub on_violation: OnViolation,
+    /// Under `kill_process`: how long a process that made a denied syscall
+    /// has (its call failed with EPERM) to exit on its own, writing what it
+    /// has to say, before it is killed; 0 kills at once. A process that
+    /// keeps making denied calls is killed at its [`KILL_AFTER_DENIALS`]th.
+    pub kill_grace_ms: u32,
 }
+
+/// Longest `kill_grace_ms` a profile may set.
+pub const MAX_KILL_GRACE_MS: u32 = 60_000;
+
+/// Under a `kill_process` profile with a grace period, the denied call
+/// that kills its process at once, whatever is left of the grace: a
+/// process that goes on probing the filter does not get the whole grace.
+pub const KILL_AFTER_DENIALS: u32 = 16;
 
 /// A profile with everything inherited filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +323,49 @@ fn apply(p: &Parsed, base: Option<&Profile>) -> Result<Profile, ProfileError> {
         Some(b) => b,
         None => base.map(|b| b.network.bind).ok_or_else(|| need("network", "bind"))?,
     };
+    let socket_families = match &r.network.socket_families {
+        Some(v) => {
+            let mut out = Vec::new();
+            for name in v {
+                let f = SocketFamily::from_name(name).ok_or_else(|| {
+                    let names: Vec<&str> = SocketFamily::ALL.iter().map(|f| f.name()).collect();
+                    err(
+                        "network",
+                        "socket_families",
+                        format!(
+                            "[network] socket_families: '{}' is not one of {} (other address families are never allowed)",
+                            name.escape_debug(),
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+            out.sort();
+            out
+        }
+        None => base.map(|b| b.network.socket_families.clone()).ok_or_else(|| need("network", "socket_families"))?,
+    };
+    // A family that reaches a network needs one: in mode none such a socket
+    // could only be created, never used, and each is kernel attack surface.
+    if mode == NetMode::None {
+        if let Some(f) = socket_families.iter().find(|f| **f != SocketFamily::Unix) {
+            let (from, fix) = match (&r.network.socket_families, &r.extends) {
+                (None, Some(parent)) => (format!(" (inherited from '{parent}')"), "; set socket_families = [\"unix\"]"),
+                _ => (String::new(), ""),
+            };
+            return Err(err(
+                "network",
+                "socket_families",
+                format!(
+                    "[network] socket_families: '{}'{from} needs a network, and mode is \"none\" (granted sockets need no family here){fix}",
+                    f.name()
+                ),
+            ));
+        }
+    }
     let sc = &r.seccomp;
     let default_action = match &sc.default_action {
         Some(v) => one_of(
@@ -330,6 +390,28 @@ fn apply(p: &Parsed, base: Option<&Profile>) -> Result<Profile, ProfileError> {
             &[("restart", OnViolation::Restart), ("quarantine", OnViolation::Quarantine)],
         )?,
         None => base.map(|b| b.seccomp.on_violation).ok_or_else(|| need("seccomp", "on_violation"))?,
+    };
+    let kill_grace_ms = match sc.kill_grace_ms {
+        Some(v) if v > MAX_KILL_GRACE_MS => {
+            return Err(err(
+                "seccomp",
+                "kill_grace_ms",
+                format!("[seccomp] kill_grace_ms: {v} is more than {MAX_KILL_GRACE_MS} (one minute)"),
+            ))
+        }
+        Some(_) if default_action != SeccompAction::KillProcess => {
+            return Err(err(
+                "seccomp",
+                "kill_grace_ms",
+                format!(
+                    "[seccomp] kill_grace_ms: applies only with default_action = \"kill_process\" (this profile's is \"{}\")",
+                    explain::action_name(default_action)
+                ),
+            ))
+        }
+        Some(v) => v,
+        // Only kill_process uses it; a root profile need not say it.
+        None => base.map(|b| b.seccomp.kill_grace_ms).unwrap_or(0),
     };
     let list = |v: &Option<Vec<String>>,
                 key: &str,
@@ -422,8 +504,8 @@ fn apply(p: &Parsed, base: Option<&Profile>) -> Result<Profile, ProfileError> {
         on_missing,
         namespaces,
         filesystem: Filesystem { read_only, tmp_size, devices },
-        network: Network { mode, bind },
-        seccomp: Seccomp { default_action, allow, deny, on_violation },
+        network: Network { mode, bind, socket_families },
+        seccomp: Seccomp { default_action, allow, deny, on_violation, kill_grace_ms },
         landlock_min_abi,
         limits,
     })
@@ -616,6 +698,13 @@ mod tests {
         assert_eq!(s.profiles["default"].network.mode, NetMode::None);
         assert_eq!(s.profiles["default"].limits.memory_bytes, Some(256 << 20));
         assert!(strict.seccomp.deny.iter().any(|d| d == "@mount"), "deny is inherited");
+        // Socket families: IP and netlink only with a network.
+        use SocketFamily::*;
+        assert_eq!(s.profiles["base"].network.socket_families, [Unix, Inet, Inet6, NetlinkRoute]);
+        assert_eq!(s.profiles["network-client"].network.socket_families, [Unix, Inet, Inet6, NetlinkRoute]);
+        assert_eq!(s.profiles["default"].network.socket_families, [Unix]);
+        assert_eq!(s.profiles["web-server"].network.socket_families, [Unix]);
+        assert!(strict.network.socket_families.is_empty());
     }
 
     #[test]
@@ -654,12 +743,57 @@ mod tests {
                 "x.toml",
                 "[network] mode",
             ),
+            // kill_grace_ms: bounded, only with kill_process, and a child
+            // of strict may shorten it, not lengthen it.
+            (
+                "name = \"x\"\ndescription = \"d\"\nextends = \"strict\"\n[seccomp]\nkill_grace_ms = 60001\n",
+                "x.toml:5:1",
+                "[seccomp] kill_grace_ms: 60001 is more than 60000",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\nextends = \"base\"\n[seccomp]\nkill_grace_ms = 10\n",
+                "x.toml:5:1",
+                "[seccomp] kill_grace_ms: applies only with default_action = \"kill_process\" (this profile's is \"errno\")",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\nextends = \"strict\"\n[seccomp]\nkill_grace_ms = 5000\n",
+                "x.toml",
+                "[seccomp] kill_grace_ms: 5000 ms is longer than the parent's 1000 ms",
+            ),
+            // Address families: only the known names; IP ones need a
+            // network; a child cannot add one its parent lacks.
+            (
+                "name = \"x\"\ndescription = \"d\"\nextends = \"base\"\n[network]\nsocket_families = [\"unix\", \"vsock\"]\n",
+                "x.toml:5:1",
+                "[network] socket_families: 'vsock' is not one of unix, inet, inet6, netlink-route",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\nextends = \"base\"\n[network]\nmode = \"none\"\n",
+                "x.toml:4:1",
+                "[network] socket_families: 'inet' (inherited from 'base') needs a network, and mode is \"none\"",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\nextends = \"default\"\n[network]\nmode = \"none\"\nsocket_families = [\"unix\", \"inet\"]\n",
+                "x.toml:6:1",
+                "'inet' needs a network",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\nextends = \"network-client\"\n[network]\nsocket_families = [\"unix\", \"inet\"]\n",
+                "",
+                "",
+            ),
         ];
         let dir = std::env::temp_dir().join(format!("solo-profile-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         for (src, at, what) in cases {
             let f = dir.join("x.toml");
             std::fs::write(&f, src).expect("write");
+            if at.is_empty() {
+                // A valid narrowing, as a control.
+                let p = check_file(&f, None).expect(src);
+                assert_eq!(p.network.socket_families, [SocketFamily::Unix, SocketFamily::Inet]);
+                continue;
+            }
             let e = check_file(&f, None).expect_err(src).to_string();
             assert!(e.contains(at) && e.contains(what), "{src}\n→ {e}");
         }

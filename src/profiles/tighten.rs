@@ -46,11 +46,23 @@ pub fn widenings(parent: &Profile, child: &Profile) -> Vec<String> {
     if child.network.bind && !parent.network.bind {
         out.push("[network] bind: allows binding ports the parent forbids".into());
     }
+    for f in &child.network.socket_families {
+        if !parent.network.socket_families.contains(f) {
+            out.push(format!("[network] socket_families: adds {}", f.name()));
+        }
+    }
     if child.seccomp.default_action < parent.seccomp.default_action {
         out.push(format!(
             "[seccomp] default_action: \"{}\" is more lenient than the parent's \"{}\"",
             super::explain::action_name(child.seccomp.default_action),
             super::explain::action_name(parent.seccomp.default_action)
+        ));
+    }
+    let kills = |p: &Profile| p.seccomp.default_action == super::SeccompAction::KillProcess;
+    if kills(parent) && kills(child) && child.seccomp.kill_grace_ms > parent.seccomp.kill_grace_ms {
+        out.push(format!(
+            "[seccomp] kill_grace_ms: {} ms is longer than the parent's {} ms",
+            child.seccomp.kill_grace_ms, parent.seccomp.kill_grace_ms
         ));
     }
     if child.seccomp.on_violation < parent.seccomp.on_violation {
@@ -105,8 +117,11 @@ mod tests {
         wide.filesystem.read_only.push("/opt".into());
         wide.namespaces.pid = false;
         wide.limits.max_pids = Some(1_000_000);
+        wide.network.socket_families.push(crate::profiles::SocketFamily::Inet);
         let found = widenings(default, &wide).join("\n");
-        for what in ["[network] mode", "default_action", "io_submit", "/opt", "[namespaces] pid", "max_pids"] {
+        for what in
+            ["[network] mode", "default_action", "io_submit", "/opt", "[namespaces] pid", "max_pids", "adds inet"]
+        {
             assert!(found.contains(what), "missing {what} in:\n{found}");
         }
     }

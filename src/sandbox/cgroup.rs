@@ -10,6 +10,9 @@
 //! Invariant: nothing here creates a cgroup outside `<own cgroup>/<tag>`,
 //! and every directory created is removed by [`InstanceCgroup::remove`].
 
+mod stats;
+
+pub use stats::Pressure;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -341,11 +344,34 @@ fn mkdir(p: &Path) -> Result<(), CgroupError> {
     }
 }
 
+/// How `memory_bytes` is enforced (the service's `limit_exceeded_action`
+/// for memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryMode {
+    /// `memory.max` (v1 `limit_in_bytes`) = the limit: the kernel
+    /// OOM-kills at it.
+    Kill,
+    /// v2: `memory.high` = the limit (the kernel reclaims and slows the
+    /// cgroup's allocations above it), `memory.max` = [`MEMORY_CEILING`]×.
+    /// v1 (no `memory.high`): `limit_in_bytes` = the limit with
+    /// `oom_kill_disable`: at the limit the kernel makes the tasks wait
+    /// instead of killing them.
+    Throttle,
+    /// `memory.max` = [`MEMORY_CEILING`]× the limit; crossing the limit
+    /// itself is reported by the monitor, not enforced.
+    Warn,
+}
+
+/// The hard ceiling of `throttle` and `warn`, as a multiple of the limit:
+/// a service over its limit still cannot take the host.
+pub const MEMORY_CEILING: u64 = 2;
+
 /// Limits as cgroup values.
 #[derive(Debug, Clone, Copy)]
 pub struct CgroupLimits {
     pub memory_bytes: u64,
     pub memory_high_bytes: Option<u64>,
+    pub memory_mode: MemoryMode,
     pub cpu_weight: u32,
     pub cpu_max_millicores: Option<u32>,
     pub max_pids: u32,
@@ -422,21 +448,33 @@ impl InstanceCgroup {
     }
 
     fn write_limits(&self, l: &CgroupLimits) -> Result<(), CgroupError> {
-        // Memory: a hard limit the kernel enforces with the OOM killer.
+        // Memory: a hard limit the kernel enforces with the OOM killer (at
+        // the limit, or at the ceiling for throttle and warn).
+        let ceiling = l.memory_bytes.saturating_mul(MEMORY_CEILING);
         if self.memory_v2 {
             let d = self.v2.as_ref().ok_or(CgroupError::NoHierarchy)?;
-            write(&d.join("memory.max"), &l.memory_bytes.to_string())?;
-            if let Some(h) = l.memory_high_bytes {
+            let (max, high) = match l.memory_mode {
+                MemoryMode::Kill => (l.memory_bytes, l.memory_high_bytes),
+                MemoryMode::Throttle => (ceiling, Some(l.memory_bytes)),
+                MemoryMode::Warn => (ceiling, l.memory_high_bytes),
+            };
+            write(&d.join("memory.max"), &max.to_string())?;
+            if let Some(h) = high {
                 write(&d.join("memory.high"), &h.to_string())?;
             }
             // No swap escape hatch for a bounded service.
             let _ = write(&d.join("memory.swap.max"), "0");
         } else if let Some(d) = self.v1_dir(Controller::Memory) {
-            write(&d.join("memory.limit_in_bytes"), &l.memory_bytes.to_string())?;
+            let max = if l.memory_mode == MemoryMode::Warn { ceiling } else { l.memory_bytes };
+            write(&d.join("memory.limit_in_bytes"), &max.to_string())?;
             // memory.high has no v1 equivalent; soft_limit is the nearest hint.
             if let Some(h) = l.memory_high_bytes {
                 write(&d.join("memory.soft_limit_in_bytes"), &h.to_string())?;
             }
+            // Throttle: wait at the limit instead of being killed (the
+            // cgroup is reused across restarts: written either way).
+            let pause = if l.memory_mode == MemoryMode::Throttle { "1" } else { "0" };
+            write(&d.join("memory.oom_control"), pause)?;
         } else {
             return Err(CgroupError::MissingController { controller: "memory", limit: "memory_bytes" });
         }
@@ -513,6 +551,49 @@ impl InstanceCgroup {
         if let Some(f) = &freezer {
             let _ = fs::write(f, "THAWED");
         }
+    }
+
+    /// Freezes (`true`) or thaws every process of the instance: the v2
+    /// `cgroup.freeze`, else the v1 freezer, else SIGSTOP/SIGCONT to each
+    /// pid. Freezing waits (at most 1 s) until the kernel reports the
+    /// cgroup frozen: a frozen process takes no connection, yet keeps
+    /// everything it holds (a blue-green rollback thaws it at once).
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        if let Some(v2) = &self.v2 {
+            let f = v2.join("cgroup.freeze");
+            if f.exists() {
+                write(&f, if frozen { "1" } else { "0" })?;
+                let want = if frozen { "frozen 1" } else { "frozen 0" };
+                while Instant::now() < deadline {
+                    match fs::read_to_string(v2.join("cgroup.events")) {
+                        Ok(s) if s.lines().any(|l| l == want) || !s.lines().any(|l| l == "populated 1") => {
+                            return Ok(())
+                        }
+                        Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+                        Err(cause) => return Err(CgroupError::Read { path: v2.join("cgroup.events"), cause }),
+                    }
+                }
+                return Ok(());
+            }
+        }
+        if let Some(d) = self.v1_dir(Controller::Freezer) {
+            let f = d.join("freezer.state");
+            write(&f, if frozen { "FROZEN" } else { "THAWED" })?;
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            while Instant::now() < deadline {
+                match fs::read_to_string(&f) {
+                    Ok(s) if s.trim() == want => return Ok(()),
+                    Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+                    Err(cause) => return Err(CgroupError::Read { path: f, cause }),
+                }
+            }
+            return Ok(());
+        }
+        for pid in self.pids() {
+            let _ = super::sys::kill(pid, if frozen { libc::SIGSTOP } else { libc::SIGCONT });
+        }
+        Ok(())
     }
 
     /// Whether any process is left in the instance.

@@ -4,10 +4,14 @@
 
 pub mod grant;
 mod size;
+pub mod update;
 mod validate;
 
 pub use size::{format_bytes, parse_bytes};
-pub use validate::{validate_service_id, FieldError, FieldErrorKind, RawSpec, Validator};
+pub use validate::{
+    validate_service_id, FieldError, FieldErrorKind, RawSpec, Validator, MAX_ARGS, MAX_ARGV_ENV_TOTAL, MAX_ARG_BYTES,
+    MAX_ENV, MAX_HOST_PATH, MAX_LABELS, MAX_LABEL_VALUE, RESERVED_ENV, RESERVED_ENV_PREFIX,
+};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,13 +59,27 @@ impl std::fmt::Display for ServiceId {
 }
 
 /// What the service runs.
+///
+/// An uploaded kind carries its bytes, or only the sha256 of bytes the
+/// daemon already stores (a reference: empty bytes), or both (the bytes,
+/// checked against the digest). The digest is only ever a lookup key or a
+/// claim to check: what runs is always bytes the daemon hashed itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArtifactSpec {
     /// ELF bytes uploaded by the agent.
-    Executable { content: Vec<u8> },
+    Executable {
+        content: Vec<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
     /// Source run by a known interpreter.
-    Script { interpreter: String, source: Vec<u8> },
+    Script {
+        interpreter: String,
+        source: Vec<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
     /// An existing binary on the host.
     HostPath { path: String },
 }
@@ -74,6 +92,26 @@ impl ArtifactSpec {
             ArtifactSpec::HostPath { .. } => "host_path",
         }
     }
+
+    /// The uploaded bytes and the digest the client gave for them (`None`
+    /// for a host path). Empty bytes with a digest: a reference.
+    pub fn upload(&self) -> Option<(&[u8], Option<&str>)> {
+        match self {
+            ArtifactSpec::Executable { content, sha256 } => Some((content, sha256.as_deref())),
+            ArtifactSpec::Script { source, sha256, .. } => Some((source, sha256.as_deref())),
+            ArtifactSpec::HostPath { .. } => None,
+        }
+    }
+
+    /// The request field that carries the digest (`spec.artifact.<kind>.sha256`).
+    pub fn sha256_field(&self) -> String {
+        format!("spec.artifact.{}.sha256", self.kind())
+    }
+}
+
+/// A sha256 digest as artifacts are addressed: 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +163,61 @@ impl Tier {
     }
 }
 
+/// What Solo does when a service reaches its memory or CPU limit
+/// (`limit_exceeded_action`; docs/api.md has the table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LimitAction {
+    /// The kernel's own behaviour: kill for memory, throttle for CPU.
+    #[default]
+    Default,
+    Kill,
+    Throttle,
+    Warn,
+}
+
+impl LimitAction {
+    pub const NAMES: &'static str = "kill, throttle or warn";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitAction::Default => "default",
+            LimitAction::Kill => "kill",
+            LimitAction::Throttle => "throttle",
+            LimitAction::Warn => "warn",
+        }
+    }
+
+    /// `kill`, `throttle`, `warn`, or empty / `default`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "" | "default" => Some(LimitAction::Default),
+            "kill" => Some(LimitAction::Kill),
+            "throttle" => Some(LimitAction::Throttle),
+            "warn" => Some(LimitAction::Warn),
+            _ => None,
+        }
+    }
+
+    /// What happens at the memory limit (the default: kill).
+    pub fn memory(self) -> LimitAction {
+        if self == LimitAction::Default {
+            LimitAction::Kill
+        } else {
+            self
+        }
+    }
+
+    /// What happens at the CPU limit (the default: throttle).
+    pub fn cpu(self) -> LimitAction {
+        if self == LimitAction::Default {
+            LimitAction::Throttle
+        } else {
+            self
+        }
+    }
+}
+
 /// Resource limits with every default resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
@@ -136,6 +229,9 @@ pub struct Limits {
     pub cpu_max_millicores: Option<u32>,
     pub max_pids: u32,
     pub max_open_files: u32,
+    /// What happens at the memory and CPU limits.
+    #[serde(default)]
+    pub limit_exceeded_action: LimitAction,
 }
 
 impl Limits {

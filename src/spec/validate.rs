@@ -3,7 +3,8 @@
 //! reason, and says which gRPC code it maps to.
 
 use super::{
-    ArtifactSpec, Limits, ProfileDefaults, RestartPolicy, RestartSpec, ServiceId, ServiceSpec, Tier, INTERPRETERS,
+    ArtifactSpec, LimitAction, Limits, ProfileDefaults, RestartPolicy, RestartSpec, ServiceId, ServiceSpec, Tier,
+    INTERPRETERS,
 };
 use std::collections::BTreeMap;
 
@@ -16,6 +17,9 @@ pub enum FieldErrorKind {
     TooLarge,
     /// The value asks for a feature that is not built yet.
     Unimplemented,
+    /// The value names something this daemon does not have (an artifact
+    /// digest it has not stored).
+    NotFound,
 }
 
 /// A rejected field: `field: reason`.
@@ -36,6 +40,9 @@ impl FieldError {
     }
     pub fn unimplemented(field: impl Into<String>, reason: impl Into<String>) -> Self {
         FieldError { field: field.into(), reason: reason.into(), kind: FieldErrorKind::Unimplemented }
+    }
+    pub fn not_found(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError { field: field.into(), reason: reason.into(), kind: FieldErrorKind::NotFound }
     }
 }
 
@@ -94,6 +101,8 @@ pub struct RawSpec {
     pub cpu_max_millicores: u32,
     pub max_pids: u32,
     pub max_open_files: u32,
+    /// `kill`, `throttle`, `warn`, or empty for the default.
+    pub limit_exceeded_action: String,
     pub restart_policy: Option<RestartPolicy>,
     pub max_restarts: u32,
     pub within_seconds: u32,
@@ -127,12 +136,22 @@ pub struct Validator {
 impl Validator {
     /// Validates every field of `raw`, in request order, and resolves defaults.
     pub fn service(&self, raw: RawSpec) -> Result<ServiceSpec, FieldError> {
+        self.service_keeping(raw, None)
+    }
+
+    /// [`Self::service`] for an update: without an artifact in `raw`, the
+    /// one the service runs (`keep`, already stored) is kept.
+    pub fn service_keeping(&self, raw: RawSpec, keep: Option<ArtifactSpec>) -> Result<ServiceSpec, FieldError> {
         // Borrowing checks first (fields are reported in request order below).
         let tier = raw.tier.unwrap_or(Tier::User);
         let limits_raw = raw_limits(&raw);
         let restart = restart(&raw, tier);
         let id = ServiceId::parse(&raw.id).map_err(|r| FieldError::invalid("spec.id", r))?;
-        let artifact = self.artifact(raw.artifact)?;
+        let artifact = match (raw.artifact, keep) {
+            // Validated when it was stored.
+            (None, Some(kept)) => kept,
+            (given, _) => self.artifact(given)?,
+        };
         let (args, env) = args_env(raw.args, raw.env)?;
         let profile = self.profile(raw.profile)?;
         let defaults = self.profiles.get(&profile).copied().unwrap_or_default();
@@ -180,10 +199,18 @@ impl Validator {
         let limit = self.upload_limit;
         match a {
             None => Err(FieldError::invalid("spec.artifact", "is required: one of executable, script or host_path")),
-            Some(ArtifactSpec::Executable { content }) => {
+            Some(ArtifactSpec::Executable { content, sha256 }) => {
+                let sha256 = digest("spec.artifact.executable.sha256", sha256)?;
                 let f = "spec.artifact.executable.content";
                 if content.is_empty() {
-                    return Err(FieldError::invalid(f, "is empty"));
+                    // A reference: the store resolves it (or answers NOT_FOUND).
+                    return match sha256 {
+                        Some(_) => Ok(ArtifactSpec::Executable { content, sha256 }),
+                        None => Err(FieldError::invalid(
+                            f,
+                            "is empty (send the ELF bytes, or the sha256 of bytes this daemon stores)",
+                        )),
+                    };
                 }
                 if content.len() as u64 > limit {
                     return Err(FieldError::too_large(
@@ -197,9 +224,9 @@ impl Validator {
                         "is not an ELF executable (no \\x7fELF magic); send scripts as a script artifact with an interpreter",
                     ));
                 }
-                Ok(ArtifactSpec::Executable { content })
+                Ok(ArtifactSpec::Executable { content, sha256 })
             }
-            Some(ArtifactSpec::Script { interpreter, source }) => {
+            Some(ArtifactSpec::Script { interpreter, source, sha256 }) => {
                 if !INTERPRETERS.contains(&interpreter.as_str()) {
                     return Err(FieldError::invalid(
                         "spec.artifact.script.interpreter",
@@ -210,9 +237,16 @@ impl Validator {
                         ),
                     ));
                 }
+                let sha256 = digest("spec.artifact.script.sha256", sha256)?;
                 let f = "spec.artifact.script.source";
                 if source.is_empty() {
-                    return Err(FieldError::invalid(f, "is empty"));
+                    return match sha256 {
+                        Some(_) => Ok(ArtifactSpec::Script { interpreter, source, sha256 }),
+                        None => Err(FieldError::invalid(
+                            f,
+                            "is empty (send the source, or the sha256 of bytes this daemon stores)",
+                        )),
+                    };
                 }
                 if source.len() as u64 > limit {
                     return Err(FieldError::too_large(
@@ -220,7 +254,7 @@ impl Validator {
                         format!("is {} bytes; the upload limit is {limit} bytes", source.len()),
                     ));
                 }
-                Ok(ArtifactSpec::Script { interpreter, source })
+                Ok(ArtifactSpec::Script { interpreter, source, sha256 })
             }
             Some(ArtifactSpec::HostPath { path }) => {
                 let f = "spec.artifact.host_path.path";
@@ -319,6 +353,7 @@ fn args_env(args: Vec<String>, env: BTreeMap<String, String>) -> Result<ArgsEnv,
 }
 
 struct RawLimits {
+    action: String,
     memory_bytes: u64,
     memory_high_bytes: u64,
     cpu_weight: u32,
@@ -329,6 +364,7 @@ struct RawLimits {
 
 fn raw_limits(r: &RawSpec) -> RawLimits {
     RawLimits {
+        action: r.limit_exceeded_action.clone(),
         memory_bytes: r.memory_bytes,
         memory_high_bytes: r.memory_high_bytes,
         cpu_weight: r.cpu_weight,
@@ -412,7 +448,27 @@ fn limits(r: &RawLimits, tier: Tier, d: &ProfileDefaults) -> Result<Limits, Fiel
         }
         n => n,
     };
-    Ok(Limits { memory_bytes, memory_high_bytes, cpu_weight, cpu_max_millicores, max_pids, max_open_files })
+    let limit_exceeded_action = LimitAction::parse(&r.action).ok_or_else(|| {
+        FieldError::invalid(
+            "spec.limits.limit_exceeded_action",
+            format!("'{}' is not an action: use {}", r.action.escape_debug(), LimitAction::NAMES),
+        )
+    })?;
+    if limit_exceeded_action == LimitAction::Throttle && memory_high_bytes.is_some() {
+        return Err(FieldError::invalid(
+            "spec.limits.memory_high_bytes",
+            "cannot be combined with limit_exceeded_action = throttle, which makes memory_bytes itself the throttle point",
+        ));
+    }
+    Ok(Limits {
+        memory_bytes,
+        memory_high_bytes,
+        cpu_weight,
+        cpu_max_millicores,
+        max_pids,
+        max_open_files,
+        limit_exceeded_action,
+    })
 }
 
 fn restart(r: &RawSpec, tier: Tier) -> Result<RestartSpec, FieldError> {
@@ -493,6 +549,23 @@ fn labels(l: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Field
     Ok(l)
 }
 
+/// An optional artifact digest: empty means not given; else 64 lowercase
+/// hex digits (the store's file names, so it can name nothing else).
+fn digest(field: &str, d: Option<String>) -> Result<Option<String>, FieldError> {
+    match d {
+        None => Ok(None),
+        Some(d) if d.is_empty() => Ok(None),
+        Some(d) if super::is_sha256_hex(&d) => Ok(Some(d)),
+        Some(d) => Err(FieldError::invalid(
+            field,
+            format!(
+                "'{}' is not a sha256 digest (64 lowercase hex digits)",
+                d.chars().take(80).collect::<String>().escape_debug()
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,23 +620,53 @@ mod tests {
         r.artifact = None;
         assert_eq!(field_of(r), "spec.artifact");
         let mut r = ok_raw();
-        r.artifact = Some(ArtifactSpec::Executable { content: vec![] });
+        r.artifact = Some(ArtifactSpec::Executable { content: vec![], sha256: None });
         assert_eq!(field_of(r), "spec.artifact.executable.content");
         let mut r = ok_raw();
-        r.artifact = Some(ArtifactSpec::Executable { content: b"#!/bin/sh\n".to_vec() });
+        r.artifact = Some(ArtifactSpec::Executable { content: b"#!/bin/sh\n".to_vec(), sha256: None });
         assert_eq!(field_of(r), "spec.artifact.executable.content");
         let mut r = ok_raw();
         let mut big = b"\x7fELF".to_vec();
         big.resize(2048, 0);
-        r.artifact = Some(ArtifactSpec::Executable { content: big });
+        r.artifact = Some(ArtifactSpec::Executable { content: big, sha256: None });
         let e = v().service(r).expect_err("too big");
         assert_eq!(e.kind, FieldErrorKind::TooLarge);
         let mut r = ok_raw();
-        r.artifact = Some(ArtifactSpec::Script { interpreter: "ruby".into(), source: b"x".to_vec() });
+        r.artifact = Some(ArtifactSpec::Script { interpreter: "ruby".into(), source: b"x".to_vec(), sha256: None });
         assert_eq!(field_of(r), "spec.artifact.script.interpreter");
         let mut r = ok_raw();
         r.artifact = Some(ArtifactSpec::HostPath { path: "bin/true".into() });
         assert_eq!(field_of(r), "spec.artifact.host_path.path");
+    }
+
+    #[test]
+    fn artifact_digests() {
+        let sha = "ab".repeat(32);
+        let exe = |content: &[u8], d: &str| {
+            let mut r = ok_raw();
+            r.artifact = Some(ArtifactSpec::Executable { content: content.to_vec(), sha256: Some(d.to_owned()) });
+            r
+        };
+        // A digest alone is a reference; with bytes it is kept to be checked.
+        let s = v().service(exe(&[], &sha)).expect("reference");
+        assert_eq!(s.artifact, ArtifactSpec::Executable { content: vec![], sha256: Some(sha.clone()) });
+        assert!(v().service(exe(b"\x7fELF", &sha)).is_ok());
+        // Empty means "not given": bytes required then.
+        assert_eq!(field_of(exe(&[], "")), "spec.artifact.executable.content");
+        let s = v().service(exe(b"\x7fELF", "")).expect("no digest");
+        assert_eq!(s.artifact, ArtifactSpec::Executable { content: b"\x7fELF".to_vec(), sha256: None });
+        // Anything but 64 lowercase hex digits names the field.
+        for bad in ["xyz", &sha.to_uppercase(), &sha[1..], &format!("{sha}0"), &format!("../{}", &sha[3..])] {
+            assert_eq!(field_of(exe(&[], bad)), "spec.artifact.executable.sha256", "{bad}");
+            assert_eq!(field_of(exe(b"\x7fELF", bad)), "spec.artifact.executable.sha256", "{bad}");
+        }
+        let mut r = ok_raw();
+        r.artifact =
+            Some(ArtifactSpec::Script { interpreter: "sh".into(), source: vec![], sha256: Some("g".repeat(64)) });
+        assert_eq!(field_of(r), "spec.artifact.script.sha256");
+        let mut r = ok_raw();
+        r.artifact = Some(ArtifactSpec::Script { interpreter: "sh".into(), source: vec![], sha256: Some(sha) });
+        assert!(v().service(r).is_ok(), "a script by digest");
     }
 
     #[test]
@@ -598,6 +701,14 @@ mod tests {
             (|r| r.cpu_max_millicores = 1, "spec.limits.cpu_max_millicores"),
             (|r| r.max_pids = u32::MAX, "spec.limits.max_pids"),
             (|r| r.max_open_files = 3, "spec.limits.max_open_files"),
+            (|r| r.limit_exceeded_action = "pause".into(), "spec.limits.limit_exceeded_action"),
+            (
+                |r| {
+                    r.limit_exceeded_action = "throttle".into();
+                    r.memory_high_bytes = 8 << 20
+                },
+                "spec.limits.memory_high_bytes",
+            ),
             (|r| r.replicas = 1000, "spec.replicas"),
             (|r| r.backoff_jitter = f64::NAN, "spec.restart.backoff_jitter"),
             (|r| r.backoff_jitter = -0.5, "spec.restart.backoff_jitter"),

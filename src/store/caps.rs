@@ -34,6 +34,22 @@ pub struct GrantRow {
     pub created_at_ms: i64,
 }
 
+const TOKEN_COLUMNS: &str = "id, parent, subject, resource, perms, issued_at, expires_at, issued_by, created_at_ms";
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        parent: r.get(1)?,
+        subject: r.get(2)?,
+        resource: r.get(3)?,
+        perms: r.get(4)?,
+        issued_at: r.get::<_, i64>(5)? as u64,
+        expires_at: r.get::<_, i64>(6)? as u64,
+        issued_by: r.get(7)?,
+        created_at_ms: r.get(8)?,
+    })
+}
+
 /// Writes grant rows inside the caller's transaction.
 pub(super) fn insert_grants(tx: &rusqlite::Transaction<'_>, rows: &[GrantRow]) -> Result<(), StoreError> {
     for r in rows {
@@ -130,26 +146,22 @@ impl Store {
     pub fn token(&self, id: &str) -> Result<Option<TokenRow>, StoreError> {
         use rusqlite::OptionalExtension;
         let c = self.conn();
-        c.query_row(
-            "SELECT id, parent, subject, resource, perms, issued_at, expires_at, issued_by, created_at_ms
-             FROM tokens WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(TokenRow {
-                    id: r.get(0)?,
-                    parent: r.get(1)?,
-                    subject: r.get(2)?,
-                    resource: r.get(3)?,
-                    perms: r.get(4)?,
-                    issued_at: r.get::<_, i64>(5)? as u64,
-                    expires_at: r.get::<_, i64>(6)? as u64,
-                    issued_by: r.get(7)?,
-                    created_at_ms: r.get(8)?,
-                })
-            },
-        )
-        .optional()
-        .map_err(q("read token"))
+        c.query_row(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"), [id], token_row)
+            .optional()
+            .map_err(q("read token"))
+    }
+
+    /// Every token the supervisor issued that has not expired at `now`
+    /// (revoked ones included: the caller checks the revocation list).
+    pub fn unexpired_tokens(&self, now: u64) -> Result<Vec<TokenRow>, StoreError> {
+        let c = self.conn();
+        let mut st = c
+            .prepare(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE expires_at = 0 OR expires_at > ?1 ORDER BY created_at_ms"
+            ))
+            .map_err(q("read tokens"))?;
+        let rows = st.query_map([now as i64], token_row).map_err(q("read tokens"))?;
+        rows.collect::<Result<_, _>>().map_err(q("read tokens"))
     }
 
     /// Adds or replaces a service's grants (one transaction).

@@ -1,18 +1,22 @@
 //! Persistent state in SQLite (WAL): desired services, their revisions,
-//! instances and the event log. Desired state is written here before the
+//! updates in progress, instances, the event log and the audit log's hash chain. Desired state is written here before the
 //! supervisor acts on it, so a restarted daemon knows what should run.
 //!
 //! Invariant: every write is one transaction; a failed write changes nothing.
 
+mod audit;
 mod caps;
 mod migrations;
+mod updates;
 mod writer;
 
+pub use audit::{AuditQuery, AuditStats};
 pub use caps::{GrantRow, TokenRow};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+pub use updates::{RevisionRow, UpdateOutcome, UpdateRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,6 +32,10 @@ pub enum StoreError {
     Exists(String),
     #[error("the state database writer thread is gone")]
     WriterGone,
+    #[error("service '{service}' is already being updated (to revision {to})")]
+    UpdateInProgress { service: String, to: u64 },
+    #[error("no service '{0}' in the state database")]
+    NoService(String),
 }
 
 fn q(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -120,12 +128,13 @@ impl Store {
                 return Err(StoreError::Exists(row.id.clone()));
             }
             tx.execute(
-                "INSERT INTO services (id, desired, revision, uid, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO services (id, desired, revision, uid, created_at_ms, last_revision) VALUES (?1, ?2, ?3, ?4, ?5, ?3)",
                 params![row.id, row.desired.as_str(), row.revision as i64, row.uid, row.created_at_ms],
             )
             .map_err(q("insert service"))?;
             tx.execute(
-                "INSERT INTO revisions (service_id, revision, spec_json, artifact_json, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO revisions (service_id, revision, spec_json, artifact_json, created_at_ms, activated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![row.id, row.revision as i64, row.spec_json, row.artifact_json, row.created_at_ms],
             )
             .map_err(q("insert revision"))?;
@@ -168,6 +177,7 @@ impl Store {
                 tx.execute("DELETE FROM instances WHERE service_id = ?1", [&id]).map_err(q("delete instances"))?;
                 tx.execute("DELETE FROM revisions WHERE service_id = ?1", [&id]).map_err(q("delete revisions"))?;
                 tx.execute("DELETE FROM grants WHERE service_id = ?1", [&id]).map_err(q("delete grants"))?;
+                tx.execute("DELETE FROM updates WHERE service_id = ?1", [&id]).map_err(q("delete updates"))?;
                 tx.execute("DELETE FROM services WHERE id = ?1", [&id]).map_err(q("delete service"))?;
                 tx.commit().map_err(q("commit"))
             })
@@ -207,6 +217,7 @@ impl Store {
     pub fn record_instance(
         &self,
         service: &str,
+        revision: u64,
         replica: u32,
         pid: i32,
         state: &str,
@@ -216,6 +227,7 @@ impl Store {
     ) {
         let _ = self.writer.tx.send(writer::Op::Instance {
             service: service.to_owned(),
+            revision,
             replica,
             pid,
             state: state.to_owned(),

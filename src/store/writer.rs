@@ -14,10 +14,13 @@
 //! (`wal_autocheckpoint=0`) and the checkpoint thread does it once a
 //! second on its own connection (PASSIVE: it never blocks writers).
 
+use super::audit::{self, Head};
 use super::{q, EventRow, StoreError};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -25,15 +28,24 @@ use std::time::Duration;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Most writes committed in one transaction.
 const BATCH: usize = 512;
+/// Events kept in the state database (the newest; older ones are deleted):
+/// `Watch` replays and `solo events` read from here. A service restarting
+/// every second for a year would otherwise grow the database without bound.
+pub const EVENTS_KEPT: u64 = 100_000;
+/// Events written between two prunings.
+const PRUNE_EVERY: u64 = 1_000;
 
 type Exec = Box<dyn FnOnce(&mut Connection) -> Result<(), StoreError> + Send>;
 
 pub(super) enum Op {
     Event(u64, EventRow),
+    /// An audit record, sealed into the chain when it is written.
+    Audit(Box<crate::audit::Record>),
     /// A write of its own (desired state); the result goes back.
     Exec(Exec, tokio::sync::oneshot::Sender<Result<(), StoreError>>),
     Instance {
         service: String,
+        revision: u64,
         replica: u32,
         pid: i32,
         state: String,
@@ -45,6 +57,8 @@ pub(super) enum Op {
 
 pub(super) struct Writer {
     pub tx: Sender<Op>,
+    /// Sequence number of the newest committed audit record.
+    pub audit_head: Arc<AtomicU64>,
     stop_checkpoints: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -65,6 +79,9 @@ impl Writer {
     /// Starts the writer on `conn` (already migrated).
     pub fn start(path: &Path, conn: Connection) -> Result<Writer, StoreError> {
         let checkpoint_conn = connect(path)?;
+        let head = audit::load_head(&conn)?;
+        let audit_head = Arc::new(AtomicU64::new(head.seq));
+        let published = audit_head.clone();
         let (tx, rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel();
         let spawn_err = |cause: std::io::Error| StoreError::Open {
@@ -73,14 +90,14 @@ impl Writer {
         };
         let w = std::thread::Builder::new()
             .name("solo-store-writer".into())
-            .spawn(move || write_loop(conn, rx))
+            .spawn(move || write_loop(conn, rx, head, &published))
             .map_err(spawn_err)?;
         let p: PathBuf = path.to_owned();
         let c = std::thread::Builder::new()
             .name("solo-store-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx, p))
             .map_err(spawn_err)?;
-        Ok(Writer { tx, stop_checkpoints: Some(stop_tx), threads: vec![w, c] })
+        Ok(Writer { tx, audit_head, stop_checkpoints: Some(stop_tx), threads: vec![w, c] })
     }
 }
 
@@ -95,6 +112,20 @@ impl Writer {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx.send(Op::Exec(Box::new(f), tx)).map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// [`Writer::exec`] for a write that answers with a value.
+    pub async fn exec_value<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.exec(move |c| {
+            let _ = tx.send(f(c)?);
+            Ok(())
+        })
+        .await?;
+        rx.await.map_err(|_| StoreError::WriterGone)
     }
 }
 
@@ -111,7 +142,17 @@ impl Drop for Writer {
     }
 }
 
-fn write_loop(mut conn: Connection, rx: Receiver<Op>) {
+/// What the write loop carries between batches: the audit chain's head
+/// (the next record links to it) and where it is published.
+struct Chain<'a> {
+    head: Head,
+    published: &'a AtomicU64,
+    /// Events committed since the last pruning.
+    events_unpruned: u64,
+}
+
+fn write_loop(mut conn: Connection, rx: Receiver<Op>, head: Head, published: &AtomicU64) {
+    let mut chain = Chain { head, published, events_unpruned: PRUNE_EVERY };
     let mut batch: Vec<Op> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
@@ -119,8 +160,10 @@ fn write_loop(mut conn: Connection, rx: Receiver<Op>) {
             match op {
                 Op::Exec(f, reply) => {
                     // Everything queued before it commits first.
-                    flush_batch(&mut conn, &mut batch);
+                    flush_batch(&mut conn, &mut batch, &mut chain);
                     let _ = reply.send(f(&mut conn));
+                    // It may have pruned the chain: the head is re-read.
+                    reload_head(&conn, &mut chain);
                 }
                 other => batch.push(other),
             }
@@ -128,36 +171,81 @@ fn write_loop(mut conn: Connection, rx: Receiver<Op>) {
                 next = rx.try_recv().ok();
             }
         }
-        flush_batch(&mut conn, &mut batch);
+        flush_batch(&mut conn, &mut batch, &mut chain);
     }
 }
 
-fn flush_batch(conn: &mut Connection, batch: &mut Vec<Op>) {
+fn reload_head(conn: &Connection, chain: &mut Chain<'_>) {
+    match audit::load_head(conn) {
+        Ok(h) => chain.head = h,
+        Err(e) => tracing::error!(error = %e, "cannot read the audit head"),
+    }
+    chain.published.store(chain.head.seq, Ordering::Relaxed);
+}
+
+fn flush_batch(conn: &mut Connection, batch: &mut Vec<Op>, chain: &mut Chain<'_>) {
     if batch.is_empty() {
         return;
     }
-    if let Err(e) = commit(conn, std::mem::take(batch)) {
-        tracing::error!(error = %e, "cannot record events or instance state");
+    let mut head = chain.head;
+    match commit(conn, std::mem::take(batch), &mut head) {
+        Ok(events) => {
+            chain.head = head;
+            chain.published.store(head.seq, Ordering::Relaxed);
+            chain.events_unpruned += events;
+            if chain.events_unpruned >= PRUNE_EVERY {
+                chain.events_unpruned = 0;
+                if let Err(e) = prune_events(conn, EVENTS_KEPT) {
+                    tracing::warn!(error = %e, "cannot prune old events");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record events, audit records or instance state");
+            // The batch's records are lost: the next one links to what is stored.
+            reload_head(conn, chain);
+        }
     }
 }
 
-fn commit(conn: &mut Connection, ops: Vec<Op>) -> Result<(), StoreError> {
+/// Deletes all but the newest `keep` events.
+fn prune_events(conn: &Connection, keep: u64) -> Result<usize, StoreError> {
+    conn.prepare_cached("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1")
+        .and_then(|mut st| st.execute(params![keep as i64]))
+        .map_err(q("prune events"))
+}
+
+/// Commits `ops` in one transaction; returns how many were events.
+fn commit(conn: &mut Connection, ops: Vec<Op>, head: &mut Head) -> Result<u64, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(q("begin"))?;
+    let events = ops.iter().filter(|o| matches!(o, Op::Event(..))).count() as u64;
     for op in ops {
         let r = match op {
+            Op::Audit(r) => audit::append(&tx, head, &r).map(|()| 1),
             Op::Event(seq, e) => tx
                 .prepare_cached(
                     "INSERT INTO events (seq, at_ms, service, replica, kind, pid, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .and_then(|mut st| st.execute(params![seq as i64, e.at_ms, e.service, e.replica, e.kind, e.pid, e.message])),
-            Op::Instance { service, replica, pid, state, restart_count, started_at_ms, last_exit } => tx
+            Op::Instance { service, revision, replica, pid, state, restart_count, started_at_ms, last_exit } => tx
                 .prepare_cached(
-                    "INSERT INTO instances (service_id, replica, pid, state, restart_count, started_at_ms, last_exit)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM services WHERE id = ?1)
-                     ON CONFLICT(service_id, replica) DO UPDATE SET pid = ?3, state = ?4, restart_count = ?5,
+                    "INSERT INTO instances (service_id, revision, replica, pid, state, restart_count, started_at_ms, last_exit)
+                     SELECT ?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM services WHERE id = ?1)
+                     ON CONFLICT(service_id, revision, replica) DO UPDATE SET pid = ?3, state = ?4, restart_count = ?5,
                        started_at_ms = ?6, last_exit = ?7",
                 )
-                .and_then(|mut st| st.execute(params![service, replica, pid, state, restart_count, started_at_ms, last_exit])),
+                .and_then(|mut st| {
+                    st.execute(params![
+                        service,
+                        replica,
+                        pid,
+                        state,
+                        restart_count,
+                        started_at_ms,
+                        last_exit,
+                        revision as i64
+                    ])
+                }),
             Op::Exec(..) => Ok(0),
         };
         // One bad row must not lose the rest of the batch.
@@ -165,7 +253,8 @@ fn commit(conn: &mut Connection, ops: Vec<Op>) -> Result<(), StoreError> {
             tracing::warn!(error = %e, "dropped one store write");
         }
     }
-    tx.commit().map_err(q("commit"))
+    tx.commit().map_err(q("commit"))?;
+    Ok(events)
 }
 
 fn checkpoint_loop(conn: Connection, stop: Receiver<()>, path: PathBuf) {
@@ -177,5 +266,29 @@ fn checkpoint_loop(conn: Connection, stop: Receiver<()>, path: PathBuf) {
         if last {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_the_newest_events() {
+        let mut c = Connection::open_in_memory().expect("open");
+        super::super::migrations::run(&mut c).expect("schema");
+        for seq in 1..=50i64 {
+            c.execute(
+                "INSERT INTO events (seq, at_ms, service, replica, kind, pid, message) VALUES (?1, 0, 'a', 0, 'started', 1, '')",
+                params![seq],
+            )
+            .expect("event");
+        }
+        assert_eq!(prune_events(&c, 10).expect("prune"), 40);
+        let (n, lo, hi): (i64, i64, i64) = c
+            .query_row("SELECT COUNT(*), MIN(seq), MAX(seq) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("count");
+        assert_eq!((n, lo, hi), (10, 41, 50));
+        assert_eq!(prune_events(&c, 10).expect("prune again"), 0, "nothing more to delete");
     }
 }

@@ -6,6 +6,7 @@ use super::logs::LogSink;
 use super::query::InstanceView;
 use super::service::{InstanceState, Record, Service};
 use super::{Error, Supervisor};
+use crate::audit::{Kind, Record as AuditRecord};
 use crate::sandbox::cgroup::InstanceCgroup;
 use crate::spec::{ArtifactSpec, ServiceSpec};
 use crate::store::{Desired, ServiceRow};
@@ -20,16 +21,22 @@ pub struct DeployOutcome {
     pub startup_us: u64,
 }
 
-/// The spec as persisted: artifact bytes live in the artifact store.
+/// The spec as persisted: artifact bytes live in the artifact store (and
+/// its digest in the revision's `ArtifactRef`).
+pub(crate) fn strip_bytes(spec: &mut ServiceSpec) {
+    match &mut spec.artifact {
+        ArtifactSpec::Executable { content, sha256 } | ArtifactSpec::Script { source: content, sha256, .. } => {
+            *content = Vec::new();
+            *sha256 = None;
+        }
+        ArtifactSpec::HostPath { .. } => {}
+    }
+}
+
+/// [`strip_bytes`] of a copy (an update persists the spec it rolls out).
 pub fn without_bytes(spec: &ServiceSpec) -> ServiceSpec {
     let mut s = spec.clone();
-    s.artifact = match &spec.artifact {
-        ArtifactSpec::Executable { .. } => ArtifactSpec::Executable { content: Vec::new() },
-        ArtifactSpec::Script { interpreter, .. } => {
-            ArtifactSpec::Script { interpreter: interpreter.clone(), source: Vec::new() }
-        }
-        other => other.clone(),
-    };
+    strip_bytes(&mut s);
     s
 }
 
@@ -45,6 +52,18 @@ impl Supervisor {
         if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
         }
+        // Before anything is made for the service (an id in use is checked
+        // again under the lock): a reference to bytes not stored here (the
+        // client then uploads them) or a digest that does not match small
+        // bytes fails in microseconds, with nothing to undo.
+        if self.get(spec.id.as_str()).is_ok() {
+            return Err(Error::AlreadyExists(spec.id.to_string()));
+        }
+        let known = self.artifacts.stored(&spec.artifact)?;
+        let by_digest = spec.artifact.upload().is_some_and(|(bytes, digest)| bytes.is_empty() && digest.is_some());
+        if let (true, Some(a)) = (by_digest, &known) {
+            tracing::debug!(service = %spec.id, sha256 = %a.sha256, "artifact named by digest: no upload");
+        }
         let (svc, prepared) = {
             let _op = self.ops.lock().await;
             let id = spec.id.to_string();
@@ -57,14 +76,14 @@ impl Supervisor {
             // artifact, the desired state's commit) runs: none needs the
             // other, and nothing runs until both are done.
             let cgroups: Vec<InstanceCgroup> =
-                (0..spec.replicas).map(|r| self.layout.instance(&format!("{id}.{r}"))).collect();
+                (0..spec.replicas).map(|r| self.layout.instance(&super::service::instance_name(&id, 1, r))).collect();
             let prepare = tokio::task::spawn_blocking({
                 let cgroups = cgroups.clone();
                 let limits = instance::cgroup_limits(&spec.limits);
                 let data_dir = super::policy::data_dir(&self.config.state_dir, &id);
                 move || instance::prepare_blocking(&cgroups, &limits, &data_dir, uid)
             });
-            let stored = self.store_new(&spec, &id, uid, granted_by).await;
+            let stored = self.store_new(spec, known, uid, granted_by).await;
             let prepared = prepare.await.map_err(|e| e.to_string()).and_then(|r| r);
             let (svc, live) = match stored {
                 Ok(x) => x,
@@ -95,6 +114,8 @@ impl Supervisor {
             svc.spec.replicas
         );
         self.bus.emit(ev);
+        self.audit_deploy(&svc, granted_by);
+        self.metrics.deployments.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.start_instances(&svc, prepared.is_ok());
         if wait {
             self.wait_running(&svc).await?;
@@ -113,26 +134,32 @@ impl Supervisor {
     /// directory fails the deploy before any state).
     async fn store_new(
         self: &Arc<Self>,
-        spec: &ServiceSpec,
-        id: &str,
+        mut spec: ServiceSpec,
+        known: Option<super::artifacts::ArtifactRef>,
         uid: u32,
         granted_by: &str,
     ) -> Result<(Arc<Service>, Vec<super::grants::Live>), Error> {
+        let id = spec.id.to_string();
         let live = super::grants::open_all(self, &spec.grants, granted_by, |i| format!("spec.grants[{i}]"))?;
-        let grant_rows = super::grants::rows(id, &live);
-        // A small upload already stored is found in microseconds. Else
-        // hashing and fsyncing up to the upload limit is blocking work: let
-        // the runtime move its other tasks off this thread meanwhile
-        // (block_in_place itself costs ~0.25 ms: a thread takes over this
-        // worker's queue, hence not for the common case).
-        let artifact = match self.artifacts.stored(&spec.artifact) {
-            Some(a) => a,
-            None => tokio::task::block_in_place(|| self.artifacts.put(&spec.artifact))?,
+        let grant_rows = super::grants::rows(&id, &live);
+        // A reference or a small upload already stored was found in
+        // microseconds (`known`). Else hashing and fsyncing up to the upload
+        // limit is blocking work: let the runtime move its other tasks off
+        // this thread meanwhile (block_in_place itself costs ~0.25 ms: a
+        // thread takes over this worker's queue, hence not for the common case).
+        // `known` was found before the operation lock was taken: artifact
+        // collection (under the lock) may have removed it since, so it is
+        // used only if its file is still there; else `put` stores the bytes
+        // again, or answers a reference with NOT_FOUND.
+        let artifact = match known {
+            Some(a) if std::path::Path::new(a.script.as_deref().unwrap_or(&a.program)).is_file() => a,
+            _ => tokio::task::block_in_place(|| self.artifacts.put(&spec.artifact))?,
         };
         let created_at_ms = now_ms();
-        let stored = without_bytes(spec);
+        strip_bytes(&mut spec);
+        let stored = spec;
         let row = ServiceRow {
-            id: id.to_owned(),
+            id: id.clone(),
             desired: Desired::Running,
             revision: 1,
             uid,
@@ -150,6 +177,43 @@ impl Supervisor {
         Ok((svc, live))
     }
 
+    /// The deploy's audit records: what runs, under which profile (and
+    /// its hash), with which limits, by whom; and one per descriptor granted.
+    fn audit_deploy(&self, svc: &Service, by: &str) {
+        let spec = &svc.spec;
+        let grants: Vec<String> = spec.grants.iter().map(|g| format!("{}={}", g.name, g.kind)).collect();
+        self.audit(
+            AuditRecord::new(Kind::Deploy, svc.id())
+                .by(by)
+                .message(format!(
+                    "deployed revision {} ({} sha256:{}) under profile {}",
+                    svc.revision,
+                    svc.artifact.kind,
+                    &svc.artifact.sha256[..svc.artifact.sha256.len().min(12)],
+                    spec.profile
+                ))
+                .with("revision", svc.revision)
+                .with("artifact_kind", svc.artifact.kind.clone())
+                .with("artifact_sha256", svc.artifact.sha256.clone())
+                .with("profile", spec.profile.clone())
+                .with("profile_sha256", self.profile_sha256(&spec.profile))
+                .with("limits", serde_json::to_value(spec.limits).unwrap_or_default())
+                .with("tier", spec.tier.as_str())
+                .with("replicas", spec.replicas)
+                .with("uid", svc.uid)
+                .with("grants", grants),
+        );
+        for g in &spec.grants {
+            self.audit(
+                AuditRecord::new(Kind::Grant, svc.id())
+                    .by(by)
+                    .message(format!("granted {} as '{}' at deploy", g.kind, g.name))
+                    .with("grant", g.name.clone())
+                    .with("spec", g.kind.to_string()),
+            );
+        }
+    }
+
     pub(super) fn build(
         &self,
         spec: ServiceSpec,
@@ -161,7 +225,9 @@ impl Supervisor {
     ) -> Arc<Service> {
         let id = spec.id.to_string();
         let logs = Arc::new(LogSink::new(&id, self.config.state_dir.join("logs").join(&id), self.config.log));
-        let cgroups = (0..spec.replicas).map(|r| self.layout.instance(&format!("{id}.{r}"))).collect();
+        let cgroups = (0..spec.replicas)
+            .map(|r| self.layout.instance(&super::service::instance_name(&id, revision, r)))
+            .collect();
         Arc::new(Service::new(spec, artifact, Record { revision, uid, created_at_ms, desired }, logs, cgroups))
     }
 

@@ -27,6 +27,17 @@ pub enum EventKind {
     Granted,
     /// A token (with its children) or fd grant revoked.
     Revoked,
+    /// An update's step: its phase and counts are in `update`.
+    Updating,
+    /// An update committed: the new revision runs.
+    Updated,
+    /// An update rolled back: the previous revision runs; the message
+    /// and `update.reason` say why.
+    RolledBack,
+    /// A memory or CPU limit was reached (what was done: the message).
+    LimitExceeded,
+    /// A running instance taken over after a daemon crash or re-exec.
+    Adopted,
 }
 
 impl EventKind {
@@ -48,6 +59,11 @@ impl EventKind {
             EventKind::AccessDenied => "access-denied",
             EventKind::Granted => "granted",
             EventKind::Revoked => "revoked",
+            EventKind::Updating => "updating",
+            EventKind::Updated => "updated",
+            EventKind::RolledBack => "rolled-back",
+            EventKind::LimitExceeded => "limit-exceeded",
+            EventKind::Adopted => "adopted",
         }
     }
 }
@@ -71,6 +87,11 @@ pub struct Event {
     /// SECCOMP_DENIED: the syscall and the action taken.
     pub syscall: String,
     pub action: String,
+    /// The revision of the instance (or the one an update rolls out);
+    /// 0 when not about one.
+    pub revision: u64,
+    /// UPDATING, UPDATED, ROLLED_BACK: the update's progress.
+    pub update: Option<Box<super::update::Progress>>,
 }
 
 impl Event {
@@ -90,7 +111,16 @@ impl Event {
             restart_us: 0,
             syscall: String::new(),
             action: String::new(),
+            revision: 0,
+            update: None,
         }
+    }
+
+    /// An event about one instance of `svc` (its revision included).
+    pub fn of(kind: EventKind, svc: &super::service::Service, replica: u32) -> Self {
+        let mut e = Event::new(kind, svc.id(), replica);
+        e.revision = svc.revision;
+        e
     }
 }
 
@@ -98,6 +128,9 @@ impl Event {
 pub enum Stream {
     Stdout,
     Stderr,
+    /// A line the supervisor wrote about the instance (a denied syscall,
+    /// a kill by its filter), in the same log so `solo logs` tells why.
+    Supervisor,
 }
 
 /// One captured output line.

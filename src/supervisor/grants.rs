@@ -10,6 +10,7 @@
 use super::events::{now_ms, Event, EventKind};
 use super::service::Service;
 use super::{Error, Supervisor};
+use crate::audit::{Kind, Record};
 use crate::auth::{self, Perm, Token};
 use crate::sandbox::plan::Bind;
 use crate::sandbox::sys;
@@ -251,6 +252,9 @@ pub struct Passed {
     pub binds: Vec<Bind>,
     /// With listen-only activation: how many (the first) are listening sockets.
     pub listen: Option<u32>,
+    /// The service's own grant descriptors among them (listening sockets,
+    /// directories), by grant name, for the launcher's vault.
+    pub owned: Vec<(String, Arc<OwnedFd>)>,
 }
 
 /// Assembles a spawn's descriptors. A `service:` grant makes a fresh
@@ -258,7 +262,7 @@ pub struct Passed {
 /// `connect:` grant connects now.
 pub async fn for_spawn(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32) -> Result<Passed, String> {
     let (control, theirs) = sys::seqpacket_pair().map_err(|e| format!("step control socket: {e}"))?;
-    let mut p = Passed { names: vec![], fds: vec![], control, binds: Vec::new(), listen: None };
+    let mut p = Passed { names: vec![], fds: vec![], control, binds: Vec::new(), listen: None, owned: Vec::new() };
     let mut planned: Vec<(GrantSpec, Option<Arc<OwnedFd>>)> =
         lock(&svc.caps.grants).iter().map(|l| (l.spec.clone(), l.fd.clone())).collect();
     let is_listen = |g: &GrantSpec| matches!(g.kind, GrantKind::ListenTcp { .. } | GrantKind::ListenUnix { .. });
@@ -294,6 +298,9 @@ async fn push_grant(
     g: GrantSpec,
     fd: Option<Arc<OwnedFd>>,
 ) -> Result<(), String> {
+    if let Some(fd) = &fd {
+        p.owned.push((g.name.clone(), fd.clone()));
+    }
     let fd = match (&g.kind, fd) {
         (GrantKind::Dir { path, writable }, Some(fd)) => {
             p.binds.push(Bind { host: path.clone(), at: path.clone(), writable: *writable });
@@ -491,6 +498,17 @@ async fn connect(
         })?;
         let ids: Vec<String> = t.chain().iter().map(|c| c.id.clone()).collect();
         lock(&svc.caps.used_tokens).push((replica, ids));
+        // A capability used under a token: recorded (coalesced per token
+        // and target), so explain can tell what a token was used for.
+        sup.audit_coalesced(
+            &format!("use/{}/{replica}/{resource}/{}", svc.id(), t.id()),
+            Record::new(Kind::Grant, svc.id())
+                .by(t.id())
+                .message(format!("replica {replica} was connected to {resource} under token {}", t.id()))
+                .with("replica", replica)
+                .with("via", "token")
+                .with("resource", resource.clone()),
+        );
     }
     let fd = match &kind {
         GrantKind::Service { id } => channel(sup, svc.id(), replica, id)?,
@@ -509,6 +527,7 @@ impl Supervisor {
         // whether the service exists.
         authorize_grants(self, "GrantCapability", caller, service, std::slice::from_ref(&g), "fd.spec")?;
         let svc = self.get(service)?;
+        self.not_updating(service)?;
         if lock(&svc.caps.grants).iter().any(|l| l.spec.name == g.name) {
             return Err(Error::Invalid(FieldError::invalid(
                 "fd.name",
@@ -531,6 +550,13 @@ impl Supervisor {
         }
         lock(&svc.caps.grants).push(l);
         let id = format!("{service}/{}", g.name);
+        self.audit(
+            Record::new(Kind::Grant, service)
+                .by(caller.id())
+                .message(format!("granted {} as '{}'", g.kind, g.name))
+                .with("grant", g.name.clone())
+                .with("spec", g.kind.to_string()),
+        );
         let mut e = Event::new(EventKind::Granted, service, 0);
         e.message = format!("fd grant {id} ({}) by token {}", g.kind, caller.id());
         self.bus.emit(e);
@@ -551,6 +577,7 @@ impl Supervisor {
         crate::spec::validate_service_id(service).map_err(|_| bad())?;
         self.authorize("RevokeCapability", caller, Perm::Grant, service, None)?;
         let svc = self.get(service)?;
+        self.not_updating(service)?;
         let removed = {
             let mut g = lock(&svc.caps.grants);
             let before = g.len();
@@ -562,6 +589,13 @@ impl Supervisor {
         }
         self.store.delete_grants(service, Some(name)).await?;
         let killed = self.kill_holders(&svc, |_| true);
+        self.audit(
+            Record::new(Kind::GrantRevoke, service)
+                .by(caller.id())
+                .message(format!("grant '{name}' revoked; {killed} running instance(s) that held it killed"))
+                .with("grant", name)
+                .with("killed", killed),
+        );
         let mut e = Event::new(EventKind::Revoked, service, 0);
         e.message = format!(
             "fd grant {grant_id} revoked by token {}; {killed} running instance(s) that held it killed, to be restarted without it",
@@ -571,10 +605,31 @@ impl Supervisor {
         Ok(removed as u32)
     }
 
+    /// Refuses a grant change while an update replaces the service's
+    /// instances (the update's new revision took its grants at the start).
+    fn not_updating(&self, service: &str) -> Result<(), Error> {
+        match self.updates.active(service) {
+            Some(run) => Err(Error::Precondition(format!(
+                "service {service} is being updated to revision {}; change its grants when the update has ended (or with the update: solo update {service} --grant …)",
+                run.to.revision
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// After token revocations: kills every instance that obtained a
     /// descriptor over its control socket under one of `ids`.
     pub fn enforce_token_revocation(&self, ids: &[String]) {
-        for svc in self.all() {
+        // Both revisions of a service being updated.
+        let mut svcs = self.all();
+        for run in self.updates.all_active() {
+            for s in [&run.from, &run.to] {
+                if !svcs.iter().any(|x| Arc::ptr_eq(x, s)) {
+                    svcs.push(s.clone());
+                }
+            }
+        }
+        for svc in svcs {
             let holders: Vec<u32> = {
                 let mut used = lock(&svc.caps.used_tokens);
                 let hit: Vec<u32> =
@@ -586,6 +641,12 @@ impl Supervisor {
                 continue;
             }
             let n = self.kill_holders(&svc, |r| holders.contains(&r));
+            self.audit(
+                Record::new(Kind::GrantRevoke, svc.id())
+                    .message(format!("{n} instance(s) killed: they held descriptors obtained under a revoked token"))
+                    .with("replicas", holders.clone())
+                    .with("tokens", ids.to_vec()),
+            );
             let mut e = Event::new(EventKind::Revoked, svc.id(), 0);
             e.message = format!("{n} instance(s) killed: they held descriptors obtained under a revoked token");
             self.bus.emit(e);

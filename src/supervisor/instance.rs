@@ -4,12 +4,15 @@
 //! Invariant: when this task ends, its instance has no live process and no
 //! cgroup directory left.
 
+use super::events::now_ms;
 use super::events::{Event, EventKind, Stream};
 use super::launch::{LaunchError, Spawned};
 use super::logs;
-use super::restart::{self, Decision, Exit, ExitHow, Tracker};
+use super::restart::{self, Decision, Exit, ExitCause, ExitHow, Tracker};
 use super::service::{InstanceState, Service, StopMode};
+use super::stopping::{stop, Stops};
 use super::{denials, policy, Supervisor};
+use crate::audit::Kind;
 use crate::profiles::OnViolation;
 use crate::sandbox::cgroup::{CgroupLimits, InstanceCgroup};
 use crate::sandbox::plan::{LaunchPlan, Rlimit};
@@ -19,17 +22,48 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// An instance a previous daemon started and the launcher kept running:
+/// its process and the daemon-side descriptors the launcher kept for it.
+pub struct Adopted {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub exit: tokio::sync::oneshot::Receiver<WaitStatus>,
+    pub listener: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub control: Option<OwnedFd>,
+    pub enforcement: crate::sandbox::plan::Enforcement,
+    pub spawn_us: u64,
+    pub started_at_ms: i64,
+    pub restart_count: u32,
+}
+
 /// Starts the task for `replica` and counts it alive. `prepared`: its
 /// cgroup already exists with its limits ([`prepare_blocking`]).
 pub fn start(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, prepared: bool) {
+    spawn_task(sup, svc, replica, prepared, None);
+}
+
+/// Starts the task for `replica` around a process that is already running
+/// (re-adoption after a daemon crash or re-exec): it is supervised from
+/// here on exactly like one this daemon launched.
+pub fn adopt(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, adopted: Adopted) {
+    spawn_task(sup, svc, replica, true, Some(adopted));
+}
+
+fn spawn_task(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, prepared: bool, adopted: Option<Adopted>) {
     svc.alive.send_modify(|n| *n += 1);
+    svc.update(replica, |i, _| {
+        i.launched = true;
+        i.ended = false;
+    });
     tokio::spawn(async move {
         // A panic in the lifecycle is caught here (one task, not a task
         // awaiting another: a spawn and a wake-up less per launch): the
         // instance is marked failed, its cgroup still goes, and
         // Kill/Shutdown (which wait for `alive`) cannot hang on it.
         use futures::FutureExt;
-        let lifecycle = std::panic::AssertUnwindSafe(run(&sup, &svc, replica, prepared));
+        let lifecycle = std::panic::AssertUnwindSafe(run(&sup, &svc, replica, prepared, adopted));
         if let Err(panic) = lifecycle.catch_unwind().await {
             let e = panic
                 .downcast_ref::<&str>()
@@ -42,7 +76,8 @@ pub fn start(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, prepared: bo
                 i.state = InstanceState::Failed;
                 *failure = Some(reason.clone());
             });
-            let mut ev = Event::new(EventKind::Failed, svc.id(), replica);
+            sup.audit_instance(Kind::Failed, svc.id(), replica, &reason);
+            let mut ev = Event::of(EventKind::Failed, &svc, replica);
             ev.message = reason;
             sup.bus.emit(ev);
         }
@@ -50,6 +85,10 @@ pub fn start(sup: Arc<Supervisor>, svc: Arc<Service>, replica: u32, prepared: bo
         // restarts); whatever path ended the task, it goes now.
         let cg = svc.runtime().instances[replica as usize].cgroup.clone();
         cleanup(&cg).await;
+        svc.update(replica, |i, _| {
+            i.ended = true;
+            i.frozen = false;
+        });
         svc.alive.send_modify(|n| *n -= 1);
         svc.changed.notify_waiters();
     });
@@ -61,13 +100,19 @@ enum Ended {
     Stopped(Exit),
 }
 
-async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: bool) {
-    let mut stop_rx = svc.stop.subscribe();
+async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: bool, adopted: Option<Adopted>) {
+    let mut stops = Stops::new(svc, replica);
     let mut tracker = Tracker::default();
     let mut restarting: Option<Restarting> = None;
     let mut created = prepared;
+    let mut adopted = adopted;
+    if let Some(a) = &adopted {
+        let n = a.restart_count;
+        svc.update(replica, |i, _| i.restart_count = n);
+    }
+    let key = super::launch::instance_key(svc.id(), svc.revision, replica);
     loop {
-        if stop_rx.borrow().is_some() {
+        if stops.mode().is_some() {
             svc.update(replica, |i, _| i.state = InstanceState::Exited);
             return;
         }
@@ -80,18 +125,30 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
         });
         let cg = svc.runtime().instances[replica as usize].cgroup.clone();
         let started = Instant::now();
-        let ended = match launch(sup, svc, replica, &cg, &mut created).await {
+        let mut how = match restarting.take() {
+            Some(r) => Running::Restarted(r),
+            None => Running::Started,
+        };
+        let launched = match adopted.take() {
+            Some(a) => {
+                how = Running::Adopted(a.started_at_ms);
+                resume(sup, svc, replica, a)
+            }
+            None => launch(sup, svc, replica, &cg, &mut created).await,
+        };
+        let ended = match launched {
             Ok((sp, ready)) => {
                 let Spawned { pid, pidfd, spawn_us, mut exit, listener, enforcement } = sp;
                 let pidfd = Arc::new(pidfd);
+                let mut denied_before = 0;
                 svc.update(replica, |i, _| {
                     i.enforcement = enforcement;
                     i.killed_by_filter = None;
+                    i.killed_for_limit = None;
+                    denied_before = i.seccomp_denials;
                 });
                 let denials = match (listener, sup.policies.get(&svc.spec.profile)) {
-                    (Some(l), Some(policy)) => {
-                        Some(denials::watch(sup.clone(), svc.clone(), replica, pid, l, policy.action()))
-                    }
+                    (Some(l), Some(policy)) => Some(denials::watch(sup.clone(), svc.clone(), replica, pid, l, policy)),
                     _ => None,
                 };
                 // Running once ready: READY=1, or the granted socket accepts.
@@ -106,23 +163,33 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
                             exit = rx;
                             None
                         }
-                        _ = stop_rx.wait_for(|s| s.is_some()) => None,
+                        _ = stops.requested() => None,
                     },
                 };
                 match readiness {
-                    Some(Ok(())) => on_running(sup, svc, replica, pid, spawn_us, &pidfd, restarting.take()),
+                    Some(Ok(())) => {
+                        // An adopted instance was not spawned by this daemon.
+                        if !matches!(how, Running::Adopted(_)) {
+                            sup.metrics.spawn.observe(spawn_us as f64 / 1e6);
+                            sup.metrics.startup.observe(started.elapsed().as_secs_f64());
+                        }
+                        on_running(sup, svc, replica, pid, spawn_us, &pidfd, how)
+                    }
                     Some(Err(why)) => {
                         let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
                         svc.update(replica, |i, _| i.launch_error = Some(why.clone()));
-                        let mut ev = Event::new(EventKind::LaunchFailed, svc.id(), replica);
+                        sup.audit_instance(Kind::LaunchFailed, svc.id(), replica, &why);
+                        let mut ev = Event::of(EventKind::LaunchFailed, svc, replica);
                         ev.pid = pid;
                         ev.message = why;
                         sup.bus.emit(ev);
                     }
                     None => {}
                 }
-                let ended = supervise(sup, svc, replica, &cg, pid, &pidfd, exit, &mut stop_rx).await;
+                let ended = supervise(sup, svc, replica, &cg, pid, &pidfd, exit, &mut stops, denied_before).await;
                 super::grants::instance_ended(svc, replica);
+                // What the launcher kept for a later daemon goes with it.
+                sup.launcher.forget(key.clone()).await;
                 if let Some(d) = denials {
                     d.abort();
                 }
@@ -135,13 +202,13 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
                     i.launch_error = Some(msg.clone());
                     i.pid = 0;
                 });
-                let mut ev = Event::new(EventKind::LaunchFailed, svc.id(), replica);
+                sup.audit_instance(Kind::LaunchFailed, svc.id(), replica, &msg);
+                let mut ev = Event::of(EventKind::LaunchFailed, svc, replica);
                 ev.message = msg.clone();
                 sup.bus.emit(ev);
-                Ended::Exit(
-                    Exit { how: ExitHow::Code(127), oom_killed: false, at_ms: super::events::now_ms(), reason: msg },
-                    Instant::now(),
-                )
+                let exit =
+                    Exit { reason: msg, cause: ExitCause::Launch, ..Exit::new(ExitHow::Code(127), false, now_ms()) };
+                Ended::Exit(exit, Instant::now())
             }
         };
         let exit = match ended {
@@ -167,10 +234,11 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
                 *failure = Some(reason.clone());
             });
             // Kept across daemon restarts, like a failure.
-            if let Err(e) = sup.store.set_failure(svc.id(), &reason).await {
+            if let Err(e) = record_failure(sup, svc, &reason).await {
                 tracing::warn!(error = %e, "cannot record the quarantine");
             }
-            let mut ev = Event::new(EventKind::Quarantined, svc.id(), replica);
+            sup.audit_instance(Kind::Quarantine, svc.id(), replica, &reason);
+            let mut ev = Event::of(EventKind::Quarantined, svc, replica);
             ev.message = reason;
             ev.exit = Some(exit);
             sup.bus.emit(ev);
@@ -198,10 +266,11 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
                 });
                 // Remembered across daemon restarts: a failed service is not
                 // silently retried by a restart of the supervisor.
-                if let Err(e) = sup.store.set_failure(svc.id(), &reason).await {
+                if let Err(e) = record_failure(sup, svc, &reason).await {
                     tracing::warn!(error = %e, "cannot record the failure");
                 }
-                let mut ev = Event::new(EventKind::Failed, svc.id(), replica);
+                sup.audit_instance(Kind::Failed, svc.id(), replica, &reason);
+                let mut ev = Event::of(EventKind::Failed, svc, replica);
                 ev.message = reason;
                 ev.exit = Some(exit);
                 sup.bus.emit(ev);
@@ -210,10 +279,11 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
             }
             Decision::Restart { delay, attempt } => {
                 svc.update(replica, |i, _| i.state = InstanceState::Backoff);
-                let mut ev = Event::new(EventKind::Backoff, svc.id(), replica);
+                let mut ev = Event::of(EventKind::Backoff, svc, replica);
                 // Rounded up: a jittered 999 µs is not "0 ms".
                 ev.delay_ms = (delay.as_micros() as u64).div_ceil(1000);
                 ev.message = format!("restarting in {:.1} ms (attempt {attempt})", delay.as_secs_f64() * 1000.0);
+                sup.audit_restart(svc.id(), replica, &exit, attempt, ev.delay_ms);
                 sup.bus.emit(ev);
                 record(sup, svc, replica);
                 let asleep = Instant::now();
@@ -221,7 +291,7 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
                 // bookkeeping after it.
                 tokio::select! {
                     _ = tokio::time::sleep_until((exited_at + delay).into()) => {}
-                    _ = stop_rx.wait_for(|s| s.is_some()) => {}
+                    _ = stops.requested() => {}
                 }
                 // The timer may overshoot the nominal delay: what is
                 // subtracted from exit → running is what was really slept.
@@ -229,6 +299,16 @@ async fn run(sup: &Arc<Supervisor>, svc: &Arc<Service>, replica: u32, prepared: 
             }
         }
     }
+}
+
+/// How an instance came to be running.
+enum Running {
+    /// Its first launch.
+    Started,
+    /// A launch after an exit.
+    Restarted(Restarting),
+    /// Launched by a previous daemon at this time (Unix ms), re-adopted.
+    Adopted(i64),
 }
 
 /// A restart in progress: when the previous instance exited, the nominal
@@ -246,22 +326,35 @@ fn on_running(
     pid: i32,
     spawn_us: u64,
     pidfd: &Arc<OwnedFd>,
-    restarting: Option<Restarting>,
+    how: Running,
 ) {
+    let (started_at_ms, started_at) = match &how {
+        Running::Adopted(at) => {
+            let ago = (super::events::now_ms() - at).max(0) as u64;
+            (*at, Instant::now().checked_sub(Duration::from_millis(ago)).unwrap_or_else(Instant::now))
+        }
+        _ => (super::events::now_ms(), Instant::now()),
+    };
     let restart_count = svc.update(replica, |i, _| {
         i.state = InstanceState::Running;
         i.pid = pid;
         i.pidfd = Some(pidfd.clone());
-        i.started_at_ms = super::events::now_ms();
-        i.started_at = Some(Instant::now());
+        i.started_at_ms = started_at_ms;
+        i.started_at = Some(started_at);
         i.spawn_us = spawn_us;
         i.launch_error = None;
         i.ever_running = true;
         i.restart_count
     });
-    let mut ev = match restarting {
-        Some(r) => {
-            let mut ev = Event::new(EventKind::Restarted, svc.id(), replica);
+    let adopted = matches!(how, Running::Adopted(_));
+    let mut ev = match how {
+        Running::Adopted(_) => {
+            let mut ev = Event::of(EventKind::Adopted, svc, replica);
+            ev.message = format!("re-adopted pid {pid} (running since {started_at_ms}; restart {restart_count})");
+            ev
+        }
+        Running::Restarted(r) => {
+            let mut ev = Event::of(EventKind::Restarted, svc, replica);
             let restart_us = r.exited_at.elapsed().saturating_sub(r.slept).as_micros() as u64;
             ev.restart_us = restart_us;
             ev.delay_ms = (r.delay.as_micros() as u64).div_ceil(1000);
@@ -271,8 +364,8 @@ fn on_running(
             );
             ev
         }
-        None => {
-            let mut ev = Event::new(EventKind::Started, svc.id(), replica);
+        Running::Started => {
+            let mut ev = Event::of(EventKind::Started, svc, replica);
             ev.message = format!("started with pid {pid} (spawn {spawn_us} µs)");
             ev
         }
@@ -281,7 +374,19 @@ fn on_running(
     ev.spawn_us = spawn_us;
     ev.restart_count = restart_count;
     sup.bus.emit(ev);
+    sup.audit_start(svc, replica, pid, restart_count, adopted);
     record(sup, svc, replica);
+}
+
+/// Stores a failure (or quarantine) as the service's, so a daemon restart
+/// does not retry it: only for the revision the service runs. A revision
+/// being rolled out that fails is the update's business (it rolls back),
+/// and must not leave the service failed.
+async fn record_failure(sup: &Supervisor, svc: &Arc<Service>, reason: &str) -> Result<(), crate::store::StoreError> {
+    match sup.get(svc.id()) {
+        Ok(current) if Arc::ptr_eq(&current, svc) => sup.store.set_failure(svc.id(), reason).await,
+        _ => Ok(()),
+    }
 }
 
 /// Writes the instance's latest state to the store (best effort).
@@ -297,7 +402,7 @@ fn record(sup: &Supervisor, svc: &Service, replica: u32) {
             i.last_exit.as_ref().map(|e| e.reason.clone()).unwrap_or_default(),
         )
     };
-    sup.store.record_instance(svc.id(), replica, pid, state.as_str(), restarts, started, &last);
+    sup.store.record_instance(svc.id(), svc.revision, replica, pid, state.as_str(), restarts, started, &last);
 }
 
 fn limits(svc: &Service) -> CgroupLimits {
@@ -305,11 +410,19 @@ fn limits(svc: &Service) -> CgroupLimits {
 }
 
 pub fn cgroup_limits(l: &crate::spec::Limits) -> CgroupLimits {
+    use crate::sandbox::cgroup::MemoryMode;
+    use crate::spec::LimitAction;
     CgroupLimits {
         memory_bytes: l.memory_bytes,
         memory_high_bytes: l.memory_high_bytes,
+        memory_mode: match l.limit_exceeded_action.memory() {
+            LimitAction::Throttle => MemoryMode::Throttle,
+            LimitAction::Warn => MemoryMode::Warn,
+            _ => MemoryMode::Kill,
+        },
         cpu_weight: l.cpu_weight,
-        cpu_max_millicores: l.cpu_max_millicores,
+        // warn: no quota; the monitor reports usage above the limit.
+        cpu_max_millicores: l.cpu_max_millicores.filter(|_| l.limit_exceeded_action.cpu() != LimitAction::Warn),
         max_pids: l.max_pids,
     }
 }
@@ -359,8 +472,19 @@ async fn launch(
         _ => None,
     };
     let plan = plan(sup, svc, replica, cg, &passed, notify.as_ref());
-    let super::grants::Passed { fds, control, .. } = passed;
-    let sp = match sup.launcher.spawn(plan, out_w, err_w, fds).await {
+    let super::grants::Passed { fds, control, owned, .. } = passed;
+    // The daemon's ends, kept by the launcher too so that a daemon that
+    // crashes or re-execs leaves the instance its output, its control
+    // socket and the service's granted sockets (docs/architecture.md,
+    // "Re-adoption").
+    use std::os::fd::AsFd;
+    let grant_names: Vec<String> = owned.iter().map(|(n, _)| super::launch::grant_key(n)).collect();
+    let mut keep = vec![("stdout", out_r.as_fd()), ("stderr", err_r.as_fd()), ("control", control.as_fd())];
+    keep.extend(grant_names.iter().map(String::as_str).zip(owned.iter().map(|(_, fd)| fd.as_fd())));
+    let key = super::launch::instance_key(svc.id(), svc.revision, replica);
+    let meta = serde_json::json!({ "restart_count": svc.runtime().instances[replica as usize].restart_count, "revision": svc.revision }).to_string();
+    let who = super::launch::Who { key: &key, meta: &meta, keep: &keep };
+    let sp = match sup.launcher.spawn(plan, who, out_w, err_w, fds).await {
         Ok(sp) => sp,
         Err(e) => {
             return Err(match e {
@@ -374,8 +498,37 @@ async fn launch(
     }
     // The task ends when every process holding the service's end is gone.
     super::grants::serve_control(sup.clone(), svc.clone(), replica, control)?;
-    let ready = super::readiness::wait(svc, notify);
+    let ready = super::readiness::wait(svc, notify, cg);
     Ok((sp, ready))
+}
+
+/// An adopted instance as if just launched: its output and control socket
+/// are served again from the descriptors the launcher kept. It was running
+/// (and ready, if it had been seen ready) before; readiness is not waited
+/// for again.
+fn resume(
+    sup: &Arc<Supervisor>,
+    svc: &Arc<Service>,
+    replica: u32,
+    a: Adopted,
+) -> Result<(Spawned, Option<ReadyWait>), String> {
+    for (fd, stream) in [(a.stdout, Stream::Stdout), (a.stderr, Stream::Stderr)] {
+        if let Some(fd) = fd {
+            tokio::spawn(logs::pump(svc.logs.clone(), sup.bus.clone(), fd, replica, a.pid, stream));
+        }
+    }
+    if let Some(control) = a.control {
+        super::grants::serve_control(sup.clone(), svc.clone(), replica, control)?;
+    }
+    let sp = Spawned {
+        pid: a.pid,
+        pidfd: a.pidfd,
+        spawn_us: a.spawn_us,
+        exit: a.exit,
+        listener: a.listener,
+        enforcement: a.enforcement,
+    };
+    Ok((sp, None))
 }
 
 /// The service's private data directory: its uid's alone (0700).
@@ -489,102 +642,91 @@ async fn supervise(
     pid: i32,
     pidfd: &OwnedFd,
     mut exit_rx: tokio::sync::oneshot::Receiver<WaitStatus>,
-    stop_rx: &mut tokio::sync::watch::Receiver<Option<StopMode>>,
+    stops: &mut Stops,
+    denied_before: u64,
 ) -> Ended {
     let oom_before = cg.oom_kills();
     let status = tokio::select! {
         st = &mut exit_rx => Some(st),
-        _ = stop_rx.wait_for(|s| s.is_some()) => None,
+        _ = stops.requested() => None,
     };
     let exited_at = Instant::now();
     let (status, stopped) = match status {
         Some(st) => (st.unwrap_or(WaitStatus::Signaled(libc::SIGKILL)), false),
         None => {
-            let mode = (*stop_rx.borrow()).unwrap_or(StopMode { force: true, timeout: Duration::ZERO });
-            svc.update(replica, |i, _| i.state = InstanceState::Stopping);
-            (stop(pid, cg, pidfd, &mut exit_rx, mode).await, true)
+            let mode = stops.mode().unwrap_or(StopMode { force: true, timeout: Duration::ZERO });
+            let frozen = svc.update(replica, |i, _| {
+                i.state = InstanceState::Stopping;
+                i.frozen
+            });
+            let (st, escalated) = stop(pid, cg, pidfd, &mut exit_rx, mode, frozen).await;
+            svc.update(replica, |i, _| {
+                i.stop_escalated = escalated;
+                i.frozen = false;
+            });
+            (st, true)
         }
     };
     let oom = cg.oom_kills() > oom_before;
+    if oom {
+        svc.update(replica, |i, _| {
+            i.oom_kills += 1;
+            i.limit_hits += 1;
+        });
+        sup.audit_oom(svc, replica, pid);
+    }
     // Whatever the main process left behind goes with it.
     empty(cg).await;
     let how = match status {
         WaitStatus::Exited(c) => ExitHow::Code(c),
         WaitStatus::Signaled(s) => ExitHow::Signal(s),
     };
-    let exit = Exit { how, oom_killed: oom, at_ms: super::events::now_ms(), reason: Exit::describe(how, oom) };
+    let mut exit = Exit::new(how, oom, now_ms());
+    if stopped {
+        exit.cause = ExitCause::Stopped;
+    }
+    if !stopped {
+        // Say what its filter had to do with it: a SIGKILL from the filter
+        // is not an anonymous SIGKILL, and an exit after a denial is
+        // probably an answer to it.
+        let (by_filter, last, denied, for_limit) = {
+            let rt = svc.runtime();
+            let i = &rt.instances[replica as usize];
+            (i.killed_by_filter.clone(), i.last_denied.clone(), i.seccomp_denials, i.killed_for_limit.clone())
+        };
+        match (by_filter, how) {
+            (_, ExitHow::Signal(libc::SIGKILL)) if for_limit.is_some() && !oom => {
+                exit.reason = for_limit.unwrap_or_default();
+                exit.cause = ExitCause::CpuLimit;
+            }
+            (Some(call), ExitHow::Signal(libc::SIGKILL)) => {
+                exit.reason = format!("killed by its seccomp filter for calling {call} (profile {})", svc.spec.profile);
+                exit.cause = ExitCause::Seccomp;
+            }
+            _ if denied > denied_before => {
+                if let Some(call) = last {
+                    exit.reason.push_str(&format!(" after its filter denied {call} (profile {})", svc.spec.profile));
+                }
+            }
+            _ => {}
+        }
+    }
     let kind = match (stopped, oom) {
         (true, _) => EventKind::Killed,
         (false, true) => EventKind::OomKilled,
         (false, false) => EventKind::Exited,
     };
-    let mut ev = Event::new(kind, svc.id(), replica);
+    let mut ev = Event::of(kind, svc, replica);
     ev.pid = pid;
     ev.message = exit.reason.clone();
     ev.exit = Some(exit.clone());
     ev.restart_count = svc.runtime().instances[replica as usize].restart_count;
     sup.bus.emit(ev);
+    sup.audit_exit(svc.id(), replica, pid, &exit, stopped);
     if stopped {
         Ended::Stopped(exit)
     } else {
         Ended::Exit(exit, exited_at)
-    }
-}
-
-/// Whether SIGTERM has its default action (terminate) in `pid`: neither
-/// caught nor ignored, per `SigCgt`/`SigIgn` in its status. Unknown counts
-/// as no, so the graceful path is kept when in doubt.
-fn dies_of_sigterm(pid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
-    let mask = |key: &str| {
-        status.lines().find_map(|l| l.strip_prefix(key)).and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-    };
-    let bit = 1u64 << (libc::SIGTERM - 1);
-    match (mask("SigCgt:"), mask("SigIgn:")) {
-        (Some(c), Some(i)) => c & bit == 0 && i & bit == 0,
-        _ => false,
-    }
-}
-
-/// SIGTERM (if the service can act on it), wait up to the timeout, then
-/// SIGKILL the whole cgroup.
-async fn stop(
-    pid: i32,
-    cg: &InstanceCgroup,
-    pidfd: &OwnedFd,
-    exit_rx: &mut tokio::sync::oneshot::Receiver<WaitStatus>,
-    mode: StopMode,
-) -> WaitStatus {
-    // The main process is init of its pid namespace: the kernel drops a
-    // SIGTERM it has no handler for, where any other process would die of
-    // it. Such a service is killed at once, as it would have been. (One
-    // that ignores SIGTERM gets its grace period, as anywhere.)
-    let graceful = !mode.force && !dies_of_sigterm(pid);
-    if graceful && sys::pidfd_send_signal(pidfd, libc::SIGTERM).is_ok() {
-        if let Ok(st) = tokio::time::timeout(mode.timeout, &mut *exit_rx).await {
-            return st.unwrap_or(WaitStatus::Signaled(libc::SIGKILL));
-        }
-    }
-    let cg2 = cg.clone();
-    let _ = tokio::task::spawn_blocking(move || cg2.kill_all()).await;
-    let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
-    // SIGKILL cannot be caught, but a process in uninterruptible sleep
-    // (a hung NFS read, a stuck device) dies only when it wakes. It is not
-    // reported gone before it is: the wait goes on, saying so.
-    let mut waited = 0u64;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), &mut *exit_rx).await {
-            Ok(Ok(st)) => return st,
-            // The launcher (and its reaper) went away: the exit is routed
-            // by the daemon's own reaper, or the process is gone with it.
-            Ok(Err(_)) => return WaitStatus::Signaled(libc::SIGKILL),
-            Err(_) => {
-                waited += 10;
-                tracing::error!(pid, waited_s = waited, "still alive after SIGKILL (uninterruptible sleep?); waiting");
-                let cg2 = cg.clone();
-                let _ = tokio::task::spawn_blocking(move || cg2.kill_all()).await;
-            }
-        }
     }
 }
 

@@ -15,6 +15,24 @@ use tokio::io::AsyncReadExt;
 /// Longest line kept; longer output is split.
 pub const MAX_LINE: usize = 16 << 10;
 
+/// How much of a log file a restarted daemon reads back into the ring.
+pub const RESTORE_BYTES: u64 = 16 << 10;
+
+/// One `AT_MS REPLICA STREAM LINE` record of a log file.
+fn parse_record(service: &Arc<str>, rec: &str) -> Option<LogLine> {
+    let mut it = rec.splitn(4, ' ');
+    let at_ms = it.next()?.parse().ok()?;
+    let replica = it.next()?.parse().ok()?;
+    let stream = match it.next()? {
+        "out" => Stream::Stdout,
+        "err" => Stream::Stderr,
+        "solo" => Stream::Supervisor,
+        _ => return None,
+    };
+    let line = it.next().unwrap_or("").to_owned();
+    Some(LogLine { at_ms, service: service.clone(), replica, pid: 0, stream, line })
+}
+
 /// Log retention settings.
 #[derive(Debug, Clone, Copy)]
 pub struct LogConfig {
@@ -59,10 +77,43 @@ impl LogSink {
         self.dir.join("current.log")
     }
 
+    /// Fills the ring from the end of the log file (at most
+    /// [`RESTORE_BYTES`]): a restarted or re-exec'd daemon shows the
+    /// output from before it started, not an empty log. Best effort.
+    pub fn restore(&self) {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = File::open(self.path()) else { return };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let from = len.saturating_sub(RESTORE_BYTES);
+        let mut text = Vec::new();
+        if f.seek(SeekFrom::Start(from)).is_err() || f.take(RESTORE_BYTES).read_to_end(&mut text).is_err() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&text);
+        let mut lines: Vec<&str> = text.lines().collect();
+        if from > 0 && !lines.is_empty() {
+            lines.remove(0); // cut mid-line
+        }
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        for l in lines.iter().skip(lines.len().saturating_sub(self.cfg.ring_lines)) {
+            if let Some(line) = parse_record(&self.service, l) {
+                ring.push_back(Arc::new(line));
+            }
+        }
+        while ring.len() > self.cfg.ring_lines {
+            ring.pop_front();
+        }
+    }
+
     /// The newest `n` buffered lines, oldest first.
     pub fn tail(&self, n: usize) -> Vec<Arc<LogLine>> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         ring.iter().skip(ring.len().saturating_sub(n)).cloned().collect()
+    }
+
+    /// A line from the supervisor about `replica` (stream `solo`).
+    pub fn note(&self, bus: &Bus, replica: u32, pid: i32, line: String) {
+        self.push(bus, replica, pid, Stream::Supervisor, line);
     }
 
     fn push(&self, bus: &Bus, replica: u32, pid: i32, stream: Stream, line: String) {
@@ -91,6 +142,7 @@ impl LogSink {
         let stream = match l.stream {
             Stream::Stdout => "out",
             Stream::Stderr => "err",
+            Stream::Supervisor => "solo",
         };
         let rec = format!("{} {} {} {}\n", l.at_ms, l.replica, stream, l.line);
         if let Some(f) = st.file.as_mut() {
@@ -174,5 +226,12 @@ mod tests {
         assert!(!dir.join("current.log.3").exists(), "only file_keep rotated files are kept");
         let newest = std::fs::read_to_string(dir.join("current.log.1")).expect("rotated");
         assert!(newest.lines().all(|l| l.contains(" 0 out line ")), "{newest}");
+        // A new sink for the same dir (a restarted daemon) shows the end
+        // of the file again.
+        let again = LogSink::new("svc", d.path().join("logs/svc"), cfg);
+        again.restore();
+        let tail = again.tail(100);
+        assert!(!tail.is_empty() && tail.len() <= 10, "{}", tail.len());
+        assert_eq!(tail.last().map(|l| l.line.starts_with("line 0199")), Some(true));
     }
 }

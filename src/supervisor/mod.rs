@@ -1,31 +1,42 @@
 //! The supervisor: owns every service, its instances and their lifecycle.
 //!
 //! Operations live one per file (`deploy`, `kill`, `query`, `shutdown`,
-//! `recover`); `instance` runs each replica's lifecycle task; `restart` is
-//! the pure restart policy; `launch` talks to the single-threaded launcher
-//! process; `logs` and `events` carry output and events to watchers and the
-//! store.
+//! `recover`), and `update/` holds updates (one file per step and
+//! strategy); `instance` runs each replica's lifecycle task, `stopping`
+//! stops one; `restart` is the pure restart policy; `launch` talks to the
+//! single-threaded launcher process; `logs` and `events` carry output and
+//! events to watchers and the store.
 
 pub mod artifacts;
+pub mod audit_log;
 mod denials;
 mod deploy;
 pub mod events;
+pub mod explain;
 pub mod grants;
+mod handover;
 mod instance;
 mod kill;
 pub mod launch;
 pub mod logs;
+mod monitor;
 pub mod policy;
 mod query;
 mod readiness;
 mod recover;
 pub mod restart;
+mod scrape;
 pub mod service;
 mod shutdown;
+pub mod snapshot;
+mod stopping;
 pub mod tokens;
+pub mod update;
 
 pub use deploy::DeployOutcome;
+pub use handover::Leaving;
 pub use query::{InstanceView, ListFilter, ServiceView};
+pub use shutdown::{ShutdownReport, StoppedInstance};
 
 use crate::sandbox::cgroup::{CgroupError, Layout};
 use crate::spec::{FieldError, Validator};
@@ -53,6 +64,18 @@ pub struct Config {
     pub log: logs::LogConfig,
     /// Holds the empty directory each instance's view is mounted on.
     pub runtime_dir: PathBuf,
+    /// Audit log retention and head signing.
+    pub audit: audit_log::AuditConfig,
+    /// Sample every instance's usage in the background (for metrics).
+    pub sample_usage: bool,
+    /// This image was started by a re-exec of the daemon.
+    pub reexecuted: bool,
+    /// How many revisions of each service are kept (the running one always is).
+    pub keep_revisions: u32,
+}
+
+impl Config {
+    pub const DEFAULT_KEEP_REVISIONS: u32 = 5;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,12 +134,31 @@ pub struct Supervisor {
     shutting_down: AtomicBool,
     /// The signing key, operator token and revocation set.
     pub tokens: tokens::Authority,
+    /// The audit log's signer, coalesced counts and settings.
+    pub audit_log: audit_log::AuditLog,
+    /// Why the daemon is stopping (for the audit log), once it is.
+    pub stop_reason: std::sync::Mutex<Option<String>>,
+    /// The daemon's own figures for `/metrics`.
+    pub metrics: Arc<crate::metrics::Registry>,
     /// Syscalls denied by every instance's filter since the daemon started.
     pub denials: std::sync::atomic::AtomicU64,
+    /// Every service's update under way, or its last one.
+    pub updates: update::Updates,
     /// Set to true when the daemon should exit (Shutdown done). Set it with
     /// `send_replace`: `send` drops the value when nobody subscribed yet,
     /// and a SIGTERM can arrive before the server subscribes.
     pub exit: watch::Sender<bool>,
+    /// How the daemon leaves, when it leaves its services running (a
+    /// re-exec, a detaching stop); `None`: it stops them (or has not been
+    /// asked to leave).
+    leaving: std::sync::Mutex<Option<Leaving>>,
+    /// Listening sockets a previous daemon of this state dir left in the
+    /// launcher's vault (`api/unix`, `api/tcp`), for the API server.
+    inherited: std::sync::Mutex<BTreeMap<String, std::os::fd::OwnedFd>>,
+    /// When this image started (Unix ms); a re-exec starts a new one.
+    pub started_at_ms: i64,
+    /// Instances re-adopted at start.
+    pub adopted: std::sync::atomic::AtomicU32,
 }
 
 /// The services held, by id, and the uids they hold.
@@ -145,8 +187,9 @@ impl Supervisor {
         layout.prepare()?;
         let artifacts = ArtifactStore::open(&config.state_dir)?;
         let tokens = tokens::Authority::open(&config.state_dir, &store).await?;
-        let launcher = launch::Launcher::new(config.exe.clone());
+        let launcher = launch::Launcher::new(config.exe.clone(), config.runtime_dir.clone());
         launcher.start().await.map_err(|e| Error::Precondition(e.to_string()))?;
+        let audit_log = audit_log::AuditLog::new(tokens.audit_key(), config.audit);
         let sup = Arc::new(Supervisor {
             validator: Validator {
                 upload_limit: config.upload_limit,
@@ -165,9 +208,23 @@ impl Supervisor {
             shutting_down: AtomicBool::new(false),
             denials: Default::default(),
             tokens,
+            updates: Default::default(),
+            audit_log,
+            stop_reason: std::sync::Mutex::new(None),
+            metrics: Default::default(),
             exit: watch::channel(false).0,
+            leaving: Default::default(),
+            inherited: Default::default(),
+            started_at_ms: events::now_ms(),
+            adopted: Default::default(),
         });
+        sup.audit_daemon_start(sup.store.services().map(|s| s.len()).unwrap_or(0));
+        audit_log::spawn_task(sup.clone());
+        monitor::spawn_task(sup.clone());
         recover::run(&sup).await?;
+        // Updates a stopped daemon left under way: after the services are
+        // restored, so it sees what runs (docs/updates.md#crash-safety).
+        update::resume(&sup).await?;
         Ok(sup)
     }
 
@@ -179,7 +236,7 @@ impl Supervisor {
         self.services.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn all(&self) -> Vec<Arc<Service>> {
+    pub(crate) fn all(&self) -> Vec<Arc<Service>> {
         self.registry().by_id.values().cloned().collect()
     }
 
@@ -200,8 +257,19 @@ impl Supervisor {
         }
     }
 
+    /// Asks the daemon to exit, saying why (recorded in the audit log).
+    pub fn request_exit(&self, why: &str) {
+        self.stop_reason.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| why.to_owned());
+        self.exit.send_replace(true);
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The listening socket a previous daemon kept under `name`, if any.
+    pub fn take_inherited(&self, name: &str) -> Option<std::os::fd::OwnedFd> {
+        self.inherited.lock().unwrap_or_else(|p| p.into_inner()).remove(name)
     }
 
     /// Number of services held.

@@ -3,7 +3,7 @@
 //! the per-instance [`Confinement`] built from it.
 
 use super::service::Service;
-use crate::profiles::{NetMode, OnMissing, Profile, ProfileSet, SeccompAction};
+use crate::profiles::{NetMode, OnMissing, Profile, ProfileSet};
 use crate::sandbox::plan::{Bind, Confinement, FsView, LandlockRules, Namespaces, SeccompFilter};
 use crate::sandbox::seccomp;
 use std::collections::BTreeMap;
@@ -22,7 +22,8 @@ pub struct Policy {
 pub fn compile(set: &ProfileSet) -> Result<BTreeMap<String, Arc<Policy>>, String> {
     let mut out = BTreeMap::new();
     for (name, p) in &set.profiles {
-        let bpf = seccomp::compile(&p.allowed_syscalls()).map_err(|e| format!("profile {name} ({}): {e}", p.file))?;
+        let bpf = seccomp::compile(&p.allowed_syscalls(), &p.network.socket_families)
+            .map_err(|e| format!("profile {name} ({}): {e}", p.file))?;
         out.insert(name.clone(), Arc::new(Policy { profile: p.clone(), filter: SeccompFilter::new(bpf) }));
     }
     Ok(out)
@@ -77,11 +78,6 @@ impl Policy {
             landlock: Some(landlock_rules(p, with_app, paths.binds)),
             seccomp: Some(self.filter.clone()),
         }
-    }
-
-    /// What a denied syscall gets from the supervisor.
-    pub fn action(&self) -> SeccompAction {
-        self.profile.seccomp.default_action
     }
 }
 

@@ -31,6 +31,11 @@ pub struct InstanceView {
     pub profile_sha256: String,
     pub enforcement: crate::sandbox::plan::Enforcement,
     pub seccomp_denials: u64,
+    pub last_denied: Option<String>,
+    /// The revision it runs.
+    pub revision: u64,
+    /// Frozen (the old set during a blue-green grace period).
+    pub frozen: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +52,10 @@ pub struct ServiceView {
     pub profile_sha256: String,
     /// Grants held now: (name, spec).
     pub grants: Vec<(String, String)>,
+    /// The update under way, or the last one.
+    pub update: Option<super::update::Progress>,
+    /// Kept revisions, newest first (filled by `Status` only).
+    pub revisions: Vec<super::update::revisions::RevisionView>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -73,9 +82,16 @@ impl Supervisor {
     /// the cached sample is older; `List` over many services stays cheap),
     /// or none with `None`.
     fn views_with_usage(&self, svc: &Service, max_age: Option<Duration>) -> Vec<InstanceView> {
+        self.views_of(svc, max_age, false)
+    }
+
+    /// `started_only`: only instances with a task (the other revision of an
+    /// update shows what it runs, not its replicas not started yet).
+    fn views_of(&self, svc: &Service, max_age: Option<Duration>, started_only: bool) -> Vec<InstanceView> {
         let mut rt = svc.runtime();
         rt.instances
             .iter_mut()
+            .filter(|i| !started_only || (i.launched && !i.ended))
             .map(|i| {
                 let usage = match max_age {
                     None => None,
@@ -110,6 +126,9 @@ impl Supervisor {
                 profile_sha256: self.profile_sha256(&svc.spec.profile),
                 enforcement: i.enforcement.clone(),
                 seccomp_denials: i.seccomp_denials,
+                last_denied: i.last_denied.clone(),
+                revision: svc.revision,
+                frozen: i.frozen,
             })
             .collect()
     }
@@ -119,18 +138,26 @@ impl Supervisor {
             let rt = svc.runtime();
             (derive_state(&rt), rt.failure.clone())
         };
+        let mut instances = self.views_with_usage(svc, Some(usage_max_age));
+        // During an update the other revision's instances are listed too.
+        if let Some(run) = self.updates.active(svc.id()) {
+            let other = if std::ptr::eq(&*run.from, svc) { &run.to } else { &run.from };
+            instances.extend(self.views_of(other, Some(usage_max_age), true));
+        }
         ServiceView {
             spec: svc.spec.clone(),
             state,
             revision: svc.revision,
             artifact_kind: svc.artifact.kind.clone(),
             artifact_sha256: svc.artifact.sha256.clone(),
-            instances: self.views_with_usage(svc, Some(usage_max_age)),
+            instances,
             created_at_ms: svc.created_at_ms,
             failure,
             uid: svc.uid,
             profile_sha256: self.profile_sha256(&svc.spec.profile),
             grants: svc.caps.names(),
+            update: self.updates.view(svc.id()),
+            revisions: Vec::new(),
         }
     }
 
@@ -141,7 +168,9 @@ impl Supervisor {
 
     pub fn status(&self, id: &str) -> Result<ServiceView, Error> {
         let svc = self.get(id)?;
-        Ok(self.view(&svc, Duration::ZERO))
+        let mut v = self.view(&svc, Duration::ZERO);
+        v.revisions = self.revisions_view(id)?;
+        Ok(v)
     }
 
     pub fn list(&self, f: &ListFilter) -> Vec<ServiceView> {

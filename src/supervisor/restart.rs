@@ -8,36 +8,81 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExitHow {
     Code(i32),
     Signal(i32),
 }
 
+/// Why an instance ended, in one word (the API's `ExitInfo.cause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExitCause {
+    /// It exited by itself (with a code). Also what an exit in a snapshot
+    /// from an image before this field reads as.
+    #[default]
+    Exit,
+    /// A signal ended it (a crash, or a kill from outside Solo).
+    Signal,
+    /// The kernel's OOM killer ended it at its cgroup's memory limit.
+    Oom,
+    /// Solo killed it for staying at its CPU limit (`limit_exceeded_action = kill`).
+    CpuLimit,
+    /// Its seccomp filter killed it.
+    Seccomp,
+    /// It was stopped through the API (kill, shutdown, revocation).
+    Stopped,
+    /// It never ran: the launch failed.
+    Launch,
+}
+
+impl ExitCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitCause::Exit => "exit",
+            ExitCause::Signal => "signal",
+            ExitCause::Oom => "oom",
+            ExitCause::CpuLimit => "cpu-limit",
+            ExitCause::Seccomp => "seccomp",
+            ExitCause::Stopped => "stopped",
+            ExitCause::Launch => "launch",
+        }
+    }
+}
+
 /// An instance's end, as recorded and reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Exit {
     pub how: ExitHow,
     pub oom_killed: bool,
     pub at_ms: i64,
     pub reason: String,
+    #[serde(default)]
+    pub cause: ExitCause,
 }
 
 impl Exit {
+    /// An exit observed at `at_ms`, its reason and cause from how it ended.
+    pub fn new(how: ExitHow, oom: bool, at_ms: i64) -> Exit {
+        let cause = match (oom, how) {
+            (true, _) => ExitCause::Oom,
+            (false, ExitHow::Code(_)) => ExitCause::Exit,
+            (false, ExitHow::Signal(_)) => ExitCause::Signal,
+        };
+        Exit { how, oom_killed: oom, at_ms, reason: Exit::describe(how, oom), cause }
+    }
+
     pub fn success(&self) -> bool {
         self.how == ExitHow::Code(0)
     }
 
-    /// "exited with code 3", "killed by SIGKILL (out of memory)".
+    /// "exited with code 3", "killed by SIGSEGV", and for an OOM kill its
+    /// own reason, not an anonymous SIGKILL.
     pub fn describe(how: ExitHow, oom: bool) -> String {
-        let base = match how {
+        match how {
+            _ if oom => "out of memory: the kernel's OOM killer ended it at its cgroup memory limit".to_owned(),
             ExitHow::Code(c) => format!("exited with code {c}"),
             ExitHow::Signal(s) => format!("killed by {}", signal_name(s)),
-        };
-        if oom {
-            format!("{base} (out of memory: the cgroup memory limit was reached)")
-        } else {
-            base
         }
     }
 }
@@ -145,7 +190,7 @@ mod tests {
     use super::*;
 
     fn exit(how: ExitHow) -> Exit {
-        Exit { how, oom_killed: false, at_ms: 0, reason: Exit::describe(how, false) }
+        Exit::new(how, false, 0)
     }
 
     fn spec(policy: RestartPolicy) -> RestartSpec {

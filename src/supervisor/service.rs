@@ -71,6 +71,32 @@ pub struct StopMode {
     pub timeout: Duration,
 }
 
+/// The name of an instance's cgroup (and notify directory): `ID.REPLICA`
+/// for revision 1, `ID.REPLICA.rREVISION` for later ones, so two
+/// revisions of one replica can run side by side during an update.
+pub fn instance_name(id: &str, revision: u64, replica: u32) -> String {
+    if revision <= 1 {
+        format!("{id}.{replica}")
+    } else {
+        format!("{id}.{replica}.r{revision}")
+    }
+}
+
+/// `(id, revision, replica)` of an [`instance_name`], if it is one.
+pub fn parse_instance_name(name: &str) -> Option<(String, u64, u32)> {
+    let mut parts = name.split('.');
+    let id = parts.next()?;
+    let replica = parts.next()?.parse().ok()?;
+    let revision = match parts.next() {
+        None => 1,
+        Some(r) => r.strip_prefix('r')?.parse().ok().filter(|r| *r > 1)?,
+    };
+    if parts.next().is_some() || crate::spec::validate_service_id(id).is_err() {
+        return None;
+    }
+    Some((id.to_owned(), revision, replica))
+}
+
 /// One replica's runtime state.
 #[derive(Debug)]
 pub struct Instance {
@@ -94,8 +120,26 @@ pub struct Instance {
     pub seccomp_denials: u64,
     /// Set when the filter killed the main process (the syscall's name).
     pub killed_by_filter: Option<String>,
+    /// The latest syscall the filter denied in the current run (its name,
+    /// with the address family for `socket`).
+    pub last_denied: Option<String>,
     /// What the latest launch enforced.
     pub enforcement: crate::sandbox::plan::Enforcement,
+    /// Its lifecycle task was started (a revision being rolled out starts
+    /// its instances one by one).
+    pub launched: bool,
+    /// Its lifecycle task has ended (no process, no cgroup left).
+    pub ended: bool,
+    /// The last stop had to SIGKILL it (grace expired, or forced).
+    pub stop_escalated: bool,
+    /// Frozen (cgroup freezer): kept, but not running (blue-green grace).
+    pub frozen: bool,
+    /// Runs of this instance the kernel OOM-killed.
+    pub oom_kills: u64,
+    /// Times the instance reached its memory or CPU limit (the monitor).
+    pub limit_hits: u64,
+    /// Set when the monitor killed the instance for its CPU limit (why).
+    pub killed_for_limit: Option<String>,
 }
 
 /// The persisted facts about a service besides its spec.
@@ -125,6 +169,9 @@ pub struct Service {
     pub changed: Notify,
     /// `Some` once instances are asked to stop.
     pub stop: watch::Sender<Option<StopMode>>,
+    /// Per replica: `Some` once that one instance is asked to stop (an
+    /// update replaces instances one at a time).
+    pub replica_stop: Vec<watch::Sender<Option<StopMode>>>,
     /// Number of live instance tasks.
     pub alive: watch::Sender<usize>,
     /// fd grants, control sockets, pending pushes.
@@ -140,6 +187,7 @@ impl Service {
         cgroups: Vec<InstanceCgroup>,
     ) -> Self {
         let Record { revision, uid, created_at_ms, desired } = rec;
+        let replicas = cgroups.len();
         let instances = cgroups
             .into_iter()
             .enumerate()
@@ -159,9 +207,18 @@ impl Service {
                 usage: None,
                 seccomp_denials: 0,
                 killed_by_filter: None,
+                last_denied: None,
                 enforcement: Default::default(),
+                launched: false,
+                ended: false,
+                stop_escalated: false,
+                frozen: false,
+                oom_kills: 0,
+                limit_hits: 0,
+                killed_for_limit: None,
             })
             .collect();
+        let replica_stop = (0..replicas).map(|_| watch::channel(None).0).collect();
         Service {
             spec,
             artifact,
@@ -172,6 +229,7 @@ impl Service {
             runtime: Mutex::new(Runtime { desired, instances, failure: None }),
             changed: Notify::new(),
             stop: watch::channel(None).0,
+            replica_stop,
             alive: watch::channel(0).0,
             caps: Default::default(),
         }
@@ -224,6 +282,40 @@ impl Service {
     pub async fn stopped(&self) {
         let mut rx = self.alive.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// This revision's instance name for `replica`.
+    pub fn instance_name(&self, replica: u32) -> String {
+        instance_name(self.id(), self.revision, replica)
+    }
+
+    /// Asks one instance to stop (its task ends after the stop).
+    pub fn stop_replica(&self, replica: u32, mode: StopMode) {
+        if let Some(tx) = self.replica_stop.get(replica as usize) {
+            tx.send_if_modified(|s| {
+                if s.is_none() {
+                    *s = Some(mode);
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+
+    /// Waits until the task of `replica` has ended (or was never started).
+    pub async fn replica_ended(&self, replica: u32) {
+        loop {
+            let notified = self.changed.notified();
+            {
+                let rt = self.runtime();
+                match rt.instances.get(replica as usize) {
+                    Some(i) if i.launched && !i.ended => {}
+                    _ => return,
+                }
+            }
+            notified.await;
+        }
     }
 }
 

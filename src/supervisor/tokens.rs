@@ -5,6 +5,7 @@
 
 use super::events::{Event, EventKind};
 use super::{Error, Supervisor};
+use crate::audit::{Kind, Record};
 use crate::auth::{self, Denied, Key, Perm, Perms, Restriction, Token};
 use crate::spec::Tier;
 use crate::store::{Store, TokenRow};
@@ -90,6 +91,11 @@ impl Authority {
         })
     }
 
+    /// The key the audit log signs its anchors with (derived, not the token key).
+    pub fn audit_key(&self) -> [u8; 32] {
+        self.key.derive("audit-anchors")
+    }
+
     /// Full verification: signature chain, narrowing, time, revocation.
     pub fn verify(&self, text: &str) -> Result<Token, Denied> {
         let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
@@ -133,6 +139,22 @@ impl Supervisor {
     /// `access-denied` event (on the service when there is one). Only ids.
     pub fn record_denied(&self, rpc: &str, service: &str, token_id: Option<&str>, why: &Denied) {
         let total = self.tokens.denials.fetch_add(1, Ordering::Relaxed) + 1;
+        // Every refusal reaches the audit log, coalesced per caller, call
+        // and reason (the first at once, repeats counted).
+        let token = token_id.unwrap_or("");
+        self.audit_coalesced(
+            &format!("auth/{rpc}/{service}/{token}/{why}"),
+            Record::new(Kind::AuthFail, service)
+                .by(token)
+                .message(if rpc.is_empty() {
+                    format!("request refused: {why}")
+                } else {
+                    format!("{rpc} refused: {why}")
+                })
+                .with("rpc", rpc)
+                .with("token", token)
+                .with("reason", why.to_string()),
+        );
         if token_id.is_none() {
             // Requests without a usable token cost the sender nothing: at
             // most one event a second for them, with the running count, so
@@ -254,6 +276,24 @@ impl Supervisor {
             other => Error::Invalid(crate::spec::FieldError::invalid("token", other.to_string())),
         })?;
         self.store.insert_token(&row(&t, caller.id())).await?;
+        let c = t.claims();
+        self.audit(
+            Record::new(Kind::TokenIssue, &req.service)
+                .by(caller.id())
+                .message(format!(
+                    "token {} issued to '{}': {} on '{}'",
+                    c.id,
+                    c.subject,
+                    c.perms.names().join(","),
+                    c.resource
+                ))
+                .with("token", c.id.clone())
+                .with("parent", c.parent.clone())
+                .with("subject", c.subject.clone())
+                .with("resource", c.resource.clone())
+                .with("perms", c.perms.names())
+                .with("expires_at", c.expires_at),
+        );
         let mut e = Event::new(EventKind::Granted, &req.service, 0);
         e.message = format!(
             "token {} issued by token {} to '{}': {} on '{}', expires at {}",
@@ -305,6 +345,13 @@ impl Supervisor {
         let mut ids = fresh.clone();
         ids.push(id.to_owned());
         self.enforce_token_revocation(&ids);
+        self.audit(
+            Record::new(Kind::TokenRevoke, "")
+                .by(caller.id())
+                .message(format!("token {id} revoked, with {} children", fresh.len()))
+                .with("token", id)
+                .with("children", fresh.clone()),
+        );
         let mut e = Event::new(EventKind::Revoked, "", 0);
         e.message = format!("token {id} revoked by token {} ({} ids with its children)", caller.id(), fresh.len());
         self.bus.emit(e);

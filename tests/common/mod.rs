@@ -6,6 +6,8 @@
 //! printed reason; with `CI=true` a missing prerequisite fails the test.
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -17,6 +19,13 @@ use std::time::{Duration, Instant};
 /// set (the qemu harness in `integration/` runs these tests elsewhere).
 pub fn solo_bin() -> PathBuf {
     std::env::var_os("SOLO_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_solo")), PathBuf::from)
+}
+
+/// The `solo` binary the load tests (chaos, soak) run as the daemon:
+/// `$SOLO_FAST_BIN` when set (scripts/test sets it to the release build, so
+/// the figures are a release daemon's), else [`solo_bin`].
+pub fn fast_bin() -> PathBuf {
+    std::env::var_os("SOLO_FAST_BIN").map_or_else(solo_bin, PathBuf::from)
 }
 
 pub fn in_ci() -> bool {
@@ -112,11 +121,6 @@ impl Kernel {
         }
     }
 
-    /// Landlock ABI 4+: TCP bind and connect rules.
-    pub fn landlock_tcp(&self) -> bool {
-        self.landlock_abi >= 4
-    }
-
     /// Landlock ABI 6+: abstract unix sockets and signals scoped to the domain.
     pub fn landlock_scoping(&self) -> bool {
         self.landlock_abi >= 6
@@ -152,8 +156,15 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub state: PathBuf,
     pub uid_first: u32,
+    /// How many uids (so services) the daemon may give out.
+    pub uid_count: u32,
+    /// The binary run as `solo serve`.
+    bin: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
+    /// A program that starts the daemon (it execs its arguments), standing
+    /// for whoever started it: `holdfds` leaves descriptors open.
+    wrapper: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -162,19 +173,44 @@ impl Daemon {
     }
 
     pub fn start_with(extra: &[&str]) -> Daemon {
+        Self::start_under(None, extra)
+    }
+
+    /// Starts the daemon through `wrapper` (a program that execs its
+    /// arguments, so the daemon keeps its pid), with `extra` flags.
+    pub fn start_under(wrapper: Option<&Path>, extra: &[&str]) -> Daemon {
+        Self::start_full(wrapper, 50, extra)
+    }
+
+    /// A daemon with room for `uids` services (at most 2,000), in a uid
+    /// range of its own apart from the 50-uid ranges of the others, run
+    /// from [`fast_bin`] (it is for load tests).
+    pub fn start_sized(uids: u32, extra: &[&str]) -> Daemon {
+        assert!(uids <= 2000, "at most 2000 uids per test daemon");
+        Self::start_full(None, uids, extra)
+    }
+
+    fn start_full(wrapper: Option<&Path>, uids: u32, extra: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new().prefix("solo-test-").tempdir().expect("tempdir");
         // Services (other uids) must be able to reach artifacts under it.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).expect("chmod");
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         // Distinct uid ranges per daemon, so parallel tests never share a uid.
-        let uid_first = 200_000 + (std::process::id() % 1000) * 1000 + n * 50;
+        let uid_first = if uids <= 50 {
+            200_000 + (std::process::id() % 1000) * 1000 + n * 50
+        } else {
+            3_000_000 + (std::process::id() % 500) * 20_000 + (n % 10) * 2_000
+        };
         let mut d = Daemon {
             socket: dir.path().join("run/solo.sock"),
             state: dir.path().join("state"),
             dir,
             uid_first,
+            uid_count: uids,
+            bin: if uids > 50 { fast_bin() } else { solo_bin() },
             child: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            wrapper: wrapper.map(Path::to_path_buf),
         };
         d.spawn();
         d
@@ -186,14 +222,22 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
-        let child = Command::new(solo_bin())
+        let mut cmd = match &self.wrapper {
+            Some(w) => {
+                let mut c = Command::new(w);
+                c.arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--state-dir")
             .arg(&self.state)
             .arg("--runtime-dir")
             .arg(self.dir.path().join("run"))
             .arg("--uid-range")
-            .arg(format!("{}-{}", self.uid_first, self.uid_first + 49))
+            .arg(format!("{}-{}", self.uid_first, self.uid_first + self.uid_count - 1))
             .arg("--log")
             .arg("solo=debug")
             .args(&self.extra)
@@ -222,6 +266,13 @@ impl Daemon {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The launcher's pid, while it runs (it outlives a crashed daemon).
+    pub fn launcher_pid(&self) -> Option<i64> {
+        let text = std::fs::read_to_string(self.dir.path().join("run/launcher.pid")).ok()?;
+        let pid: i64 = text.trim().parse().ok()?;
+        alive(pid).then_some(pid)
     }
 
     /// The operator token the daemon wrote on its first start.
@@ -344,6 +395,12 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A test that crashed the daemon and did not start it again left
+        // the launcher running with the services: a daemon started now
+        // re-adopts them, and its graceful stop ends them all.
+        if self.child.is_none() && self.launcher_pid().is_some() && !std::thread::panicking() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.spawn()));
+        }
         self.stop();
     }
 }

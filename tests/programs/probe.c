@@ -24,6 +24,7 @@
  *   unix socket) tmp-cap-mib=N (stop filling /tmp after N MiB)
  *   die-on=ptrace|mount|unshare   call that syscall in the MAIN process
  *                                 (pid 1) and nothing else
+ *   die-on=ptrace-loop            call ptrace 100 times in the MAIN process
  *   marker=NAME                   internal: print "PROBE NAME ESCAPED ..."
  *                                 (used to detect a successful exec)
  *
@@ -568,6 +569,53 @@ static void a_raw_socket(void) {
     must_fail(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP), "socket(AF_INET, SOCK_RAW)");
 }
 
+/* Address families no built-in profile allows: each must be refused by the
+ * filter itself (EPERM from the supervisor), not left to whether the host
+ * has the module loaded. AF_VSOCK reaches the hypervisor on a VM. */
+static void family(int domain, int type, long proto, const char *what) {
+    must_fail(syscall(SYS_socket, (long)domain, (long)(type | SOCK_CLOEXEC), proto), what);
+}
+static void a_vsock_socket(void) { family(AF_VSOCK, SOCK_STREAM, 0, "socket(AF_VSOCK)"); }
+static void a_netlink_audit(void) { family(AF_NETLINK, SOCK_RAW, 9 /* NETLINK_AUDIT */, "socket(AF_NETLINK, NETLINK_AUDIT)"); }
+static void a_netlink_uevent(void) { family(AF_NETLINK, SOCK_DGRAM, 15 /* NETLINK_KOBJECT_UEVENT */, "socket(AF_NETLINK, NETLINK_KOBJECT_UEVENT)"); }
+static void a_alg_socket(void) { family(AF_ALG, SOCK_SEQPACKET, 0, "socket(AF_ALG)"); }
+static void a_xdp_socket(void) { family(AF_XDP, SOCK_RAW, 0, "socket(AF_XDP)"); }
+static void a_key_socket(void) { family(AF_KEY, SOCK_RAW, 2 /* PF_KEY_V2 */, "socket(AF_KEY)"); }
+static void a_rds_socket(void) { family(AF_RDS, SOCK_SEQPACKET, 0, "socket(AF_RDS)"); }
+static void a_tipc_socket(void) { family(AF_TIPC, SOCK_RDM, 0, "socket(AF_TIPC)"); }
+static void a_can_socket(void) { family(AF_CAN, SOCK_RAW, 1 /* CAN_RAW */, "socket(AF_CAN)"); }
+static void a_bluetooth_socket(void) { family(AF_BLUETOOTH, SOCK_RAW, 1 /* BTPROTO_HCI */, "socket(AF_BLUETOOTH)"); }
+static void a_sctp_socket(void) { family(AF_INET, SOCK_STREAM, IPPROTO_SCTP, "socket(AF_INET, IPPROTO_SCTP)"); }
+/* The kernel reads int arguments from the low half of the register: upper
+ * bits must not carry a family or protocol past the filter. */
+static void a_vsock_high_bits(void) {
+    must_fail(syscall(SYS_socket, (1L << 32) | AF_VSOCK, (long)(SOCK_STREAM | SOCK_CLOEXEC), 0L),
+              "socket(AF_VSOCK | 1 << 32)");
+}
+static void a_mptcp_high_bits(void) {
+    must_fail(syscall(SYS_socket, (long)AF_INET, (long)(SOCK_STREAM | SOCK_CLOEXEC), (1L << 32) | IPPROTO_MPTCP),
+              "socket(AF_INET, IPPROTO_MPTCP | 1 << 32)");
+}
+static void a_socketpair_inet(void) {
+    int sv[2];
+    must_fail(socketpair(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), "socketpair(AF_INET)");
+}
+/* Families a profile may allow: reported as allowed where they work. */
+static void created(int domain, int type, int proto, const char *what) {
+    int s = socket(domain, type | SOCK_CLOEXEC, proto);
+    if (s < 0) { denied(errno); return; }
+    allowed("%s", what);
+}
+static void a_inet_socket(void) { created(AF_INET, SOCK_STREAM, 0, "socket(AF_INET, SOCK_STREAM)"); }
+static void a_inet6_socket(void) { created(AF_INET6, SOCK_DGRAM, 0, "socket(AF_INET6, SOCK_DGRAM)"); }
+static void a_netlink_route(void) { created(AF_NETLINK, SOCK_RAW, 0 /* NETLINK_ROUTE */, "socket(AF_NETLINK, NETLINK_ROUTE)"); }
+static void a_unix_socket(void) { created(AF_UNIX, SOCK_STREAM, 0, "socket(AF_UNIX, SOCK_STREAM)"); }
+static void a_socketpair_unix(void) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) { denied(errno); return; }
+    allowed("socketpair(AF_UNIX)");
+}
+
 static void a_tcp_connect_host(void) {
     if (!arg_tcp) { denied_detail("skipped (no tcp=)"); return; }
     char ip[64];
@@ -932,11 +980,23 @@ static void on_term(int s) {
 }
 
 /* die-on=NAME: the main process (pid 1 of the namespace) itself makes a
- * forbidden syscall. Under kill_process the service must be quarantined. */
+ * forbidden syscall, then prints whether it survived and waits. Under
+ * kill_process the service must be quarantined (after the profile's grace:
+ * the "survived" line is printed first), and at once with ptrace-loop. */
 static int die_on(const char *what) {
     printf("PROBE die-on %s calling from pid %d\n", what, getpid());
     fflush(stdout);
     long r;
+    if (!strcmp(what, "ptrace-loop")) {
+        /* Goes on probing after the first refusal: 100 forbidden calls. */
+        int refused = 0;
+        for (int i = 0; i < 100; i++)
+            if (ptrace(PTRACE_TRACEME, 0, 0, 0) == -1) refused++;
+        printf("PROBE die-on %s survived: %d calls refused\n", what, refused);
+        fflush(stdout);
+        signal(SIGTERM, on_term);
+        for (;;) pause();
+    }
     if (!strcmp(what, "ptrace")) r = ptrace(PTRACE_TRACEME, 0, 0, 0);
     else if (!strcmp(what, "mount")) r = mount("none", "/tmp", "tmpfs", 0, NULL);
     else if (!strcmp(what, "unshare")) r = unshare(CLONE_NEWUSER);
@@ -1100,6 +1160,25 @@ int main(int argc, char **argv, char **envp) {
     /* Network. */
     attempt("packet-socket", a_packet_socket);
     attempt("raw-socket", a_raw_socket);
+    attempt("vsock-socket", a_vsock_socket);
+    attempt("vsock-high-bits", a_vsock_high_bits);
+    attempt("netlink-audit", a_netlink_audit);
+    attempt("netlink-uevent", a_netlink_uevent);
+    attempt("alg-socket", a_alg_socket);
+    attempt("xdp-socket", a_xdp_socket);
+    attempt("key-socket", a_key_socket);
+    attempt("rds-socket", a_rds_socket);
+    attempt("tipc-socket", a_tipc_socket);
+    attempt("can-socket", a_can_socket);
+    attempt("bluetooth-socket", a_bluetooth_socket);
+    attempt("sctp-socket", a_sctp_socket);
+    attempt("mptcp-high-bits", a_mptcp_high_bits);
+    attempt("socketpair-inet", a_socketpair_inet);
+    attempt("inet-socket", a_inet_socket);
+    attempt("inet6-socket", a_inet6_socket);
+    attempt("netlink-route", a_netlink_route);
+    attempt("unix-socket", a_unix_socket);
+    attempt("socketpair-unix", a_socketpair_unix);
     attempt("tcp-connect-host", a_tcp_connect_host);
     attempt("tcp-connect-internet", a_tcp_connect_internet);
     attempt("udp-send-internet", a_udp_send_internet);

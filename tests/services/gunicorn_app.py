@@ -31,7 +31,10 @@ print(
 
 
 def app(environ, start_response):
-    body = f"hello from gunicorn worker {os.getpid()} of {os.environ.get('SOLO_SERVICE')}\n".encode()
+    body = (
+        f"hello from gunicorn worker {os.getpid()} of {os.environ.get('SOLO_SERVICE')}"
+        f" revision {os.environ.get('SOLO_REVISION')}\n"
+    ).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 

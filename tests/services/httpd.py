@@ -2,7 +2,9 @@
 # socket systemd-style activation hands it (LISTEN_FDS / LISTEN_FDNAMES,
 # name "http"), says READY=1 on $NOTIFY_SOCKET when there is one, and on
 # SIGTERM stops accepting and exits after the request in hand: connections
-# still queued stay in the (shared) socket for the next instance.
+# still queued stay in the (shared) socket for the next instance. Each
+# answer names the instance and its revision ($SOLO_REVISION), and the
+# value of $V when set (the update tests change it).
 import os, select, signal, socket, sys
 
 if os.environ.get("LISTEN_PID") != str(os.getpid()):
@@ -13,6 +15,10 @@ print(f"fds: {sorted(fds)}", flush=True)
 if "http" not in fds:
     sys.exit("no socket named http")
 listener = socket.socket(fileno=fds["http"])
+# Every instance shares this socket (one open file description): accept
+# without blocking, so an instance another one beat to a connection goes
+# back to select (and sees SIGTERM) instead of waiting in accept.
+listener.setblocking(False)
 stopping = False
 
 
@@ -29,14 +35,24 @@ if os.environ.get("NOTIFY_SOCKET"):
 while not stopping:
     # A blocking accept could take a connection off the queue just as
     # SIGTERM arrives; polling keeps every accepted connection served.
-    if not select.select([listener], [], [], 0.1)[0]:
+    if not select.select([listener], [], [], 0.1)[0] or stopping:
         continue
-    conn, _ = listener.accept()
+    try:
+        conn, _ = listener.accept()
+    except BlockingIOError:
+        continue
     with conn:
-        conn.settimeout(5)
+        # Longer than a blue-green grace period in the tests (8 s): a
+        # request accepted just before the switch is frozen with its
+        # instance and read only after the thaw; timing out then would
+        # close it unread (a reset the client sees as a failed request).
+        conn.settimeout(30)
         try:
             conn.recv(65536)
-            body = f"hello from {os.environ['SOLO_SERVICE']}.{os.environ['SOLO_REPLICA']}\n".encode()
+            body = (
+                f"hello from {os.environ['SOLO_SERVICE']}.{os.environ['SOLO_REPLICA']}"
+                f" revision {os.environ.get('SOLO_REVISION')} v {os.environ.get('V', '-')}\n"
+            ).encode()
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         except OSError as e:
             print(f"request failed: {e}", flush=True)

@@ -314,7 +314,7 @@ pub fn write_file(path: &CStr, data: &[u8]) -> Result<(), Errno> {
 pub fn seccomp_load_with_listener(bpf: &[u8]) -> Result<OwnedFd, Errno> {
     const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
     const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
-    if bpf.is_empty() || bpf.len() % 8 != 0 || bpf.len() / 8 > u16::MAX as usize {
+    if bpf.is_empty() || !bpf.len().is_multiple_of(8) || bpf.len() / 8 > u16::MAX as usize {
         return Err(Errno(libc::EINVAL));
     }
     let prog = libc::sock_fprog { len: (bpf.len() / 8) as u16, filter: bpf.as_ptr() as *mut libc::sock_filter };

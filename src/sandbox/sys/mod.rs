@@ -340,6 +340,15 @@ pub fn reserve_fds(range: std::ops::Range<RawFd>) -> Result<usize, Errno> {
     Ok(reserved)
 }
 
+/// Closes every descriptor from `first` upwards (`close_range(first, ~0, 0)`):
+/// what a process inherited beyond those it knows it was given.
+pub fn close_fds_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: integer arguments; the caller owns no descriptor from `first`
+    // upwards (it runs before it opens any), so nothing in use is closed.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) })?;
+    Ok(())
+}
+
 /// Marks every descriptor from `first` upwards close-on-exec, so nothing
 /// the launcher held reaches the service (CVE-2024-21626 class of leaks).
 pub fn close_range_cloexec(first: u32) -> Result<(), Errno> {
@@ -497,3 +506,17 @@ pub fn has_effective_capability(cap: u32) -> bool {
 
 /// `CAP_SYS_RESOURCE` from `<linux/capability.h>`.
 pub const CAP_SYS_RESOURCE: u32 = 24;
+
+/// A close-on-exec copy of `fd` numbered `min` or above
+/// (`F_DUPFD_CLOEXEC`); the original is closed. Where nothing that high is
+/// allowed (`RLIMIT_NOFILE`), `fd` itself is returned.
+pub fn move_above(fd: OwnedFd, min: RawFd) -> OwnedFd {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new one (or
+    // fails, leaving everything as it was).
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if r < 0 {
+        fd
+    } else {
+        owned(r)
+    }
+}

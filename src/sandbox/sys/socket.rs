@@ -173,3 +173,97 @@ pub fn local_addr(fd: RawFd) -> Result<std::net::SocketAddr, Errno> {
     let s = std::mem::ManuallyDrop::new(unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) });
     s.local_addr().map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EINVAL)))
 }
+
+/// A `sockaddr_un` for `path` (at most 107 bytes), and its length.
+fn unix_addr(path: &std::path::Path) -> Result<(libc::sockaddr_un, libc::socklen_t), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(Errno(libc::ENAMETOOLONG));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    Ok((addr, len))
+}
+
+/// A listening `SOCK_SEQPACKET` Unix socket bound at `path` (which must
+/// not exist), close-on-exec; its mode follows the umask.
+pub fn seqpacket_listen(path: &std::path::Path, backlog: i32) -> Result<OwnedFd, Errno> {
+    let (addr, len) = unix_addr(path)?;
+    // SAFETY: plain integer arguments; a new descriptor is returned.
+    let fd = owned(check_int(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?);
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+    check_int(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
+    // SAFETY: integer arguments on a descriptor we own.
+    check_int(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(fd)
+}
+
+/// A `SOCK_SEQPACKET` connection to the Unix socket at `path`, close-on-exec.
+pub fn seqpacket_connect(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    let (addr, len) = unix_addr(path)?;
+    // SAFETY: plain integer arguments; a new descriptor is returned.
+    let fd = owned(check_int(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?);
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+    check_int(unsafe { libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
+    Ok(fd)
+}
+
+/// `accept4(fd, NULL, NULL, SOCK_CLOEXEC)`.
+pub fn accept(fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: no address is asked for; a new descriptor is returned.
+    Ok(owned(check_int(unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) })?))
+}
+
+/// The uid and pid of the process at the other end of a Unix socket
+/// (`SO_PEERCRED`, as it was when it connected).
+pub fn peer_cred(fd: RawFd) -> Result<(u32, i32), Errno> {
+    // SAFETY: ucred is plain data; zeroed is a valid value.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` has room for `len` bytes; the kernel writes at most that.
+    check_int(unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len)
+    })?;
+    Ok((cred.uid, cred.pid))
+}
+
+/// Whether `fd` is a socket in the listening state (`SO_ACCEPTCONN`).
+pub fn is_listening(fd: RawFd) -> bool {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` has room for `len` bytes; any integer fd is a valid
+    // argument (ENOTSOCK or EBADF otherwise).
+    let r = unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&mut v as *mut libc::c_int).cast(), &mut len)
+    };
+    r == 0 && v != 0
+}
+
+/// Clears close-on-exec on `fd`, so it survives an `execve` (the daemon's
+/// re-exec passes its listening sockets this way).
+pub fn clear_cloexec(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: fcntl with integer arguments.
+    let flags = check_int(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: as above.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) })?;
+    Ok(())
+}
+
+/// `send(fd, buf, MSG_NOSIGNAL)`: a write to a socket whose peer is gone
+/// fails with `EPIPE` instead of raising `SIGPIPE` (the CLI keeps SIGPIPE's
+/// default action for its stdout, so `solo ls | head` just stops).
+pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}

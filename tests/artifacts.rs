@@ -1,0 +1,197 @@
+//! Artifacts named by digest (`ExecutableArtifact.sha256`,
+//! `ScriptArtifact.sha256`): bytes the daemon stores are deployed without
+//! being sent again; a digest it does not store is NOT_FOUND naming the
+//! field (and the CLI then sends the bytes); a malformed digest, or one
+//! that does not match the bytes sent with it, is INVALID_ARGUMENT; and a
+//! refused request leaves nothing behind.
+
+mod common;
+
+use common::{program, require_root, Daemon};
+use sha2::Digest;
+use solo::proto::v1 as pb;
+use std::process::{Command, Stdio};
+use tonic::Code;
+
+fn sha256(b: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+fn exe(id: &str, content: Vec<u8>, sha256: &str) -> pb::DeployRequest {
+    let kind = pb::artifact::Kind::Executable(pb::ExecutableArtifact { content, sha256: sha256.to_owned() });
+    pb::DeployRequest {
+        spec: Some(pb::ServiceSpec {
+            id: id.into(),
+            artifact: Some(pb::Artifact { kind: Some(kind) }),
+            ..Default::default()
+        }),
+        wait: true,
+    }
+}
+
+fn script(id: &str, source: &[u8], sha256: &str) -> pb::DeployRequest {
+    let mut r = exe(id, Vec::new(), "");
+    if let Some(s) = r.spec.as_mut() {
+        s.artifact = Some(pb::Artifact {
+            kind: Some(pb::artifact::Kind::Script(pb::ScriptArtifact {
+                interpreter: "sh".into(),
+                source: source.to_vec(),
+                sha256: sha256.to_owned(),
+            })),
+        });
+    }
+    r
+}
+
+async fn refused(c: &mut solo::cli::Client, req: pb::DeployRequest, code: Code, needles: &[&str]) {
+    let e = c.deploy(req).await.expect_err("deploy should be refused");
+    assert_eq!(e.code(), code, "{}", e.message());
+    for n in needles {
+        assert!(e.message().contains(n), "'{}' does not mention '{n}'", e.message());
+    }
+}
+
+async fn ids(c: &mut solo::cli::Client) -> Vec<String> {
+    let l = c.list(pb::ListRequest::default()).await.expect("list").into_inner();
+    l.services.into_iter().map(|s| s.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_digest_resolves_only_to_bytes_the_daemon_stored_and_hashed() {
+    if !require_root("a_digest_resolves_only_to_bytes_the_daemon_stored_and_hashed") {
+        return;
+    }
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let tiny = std::fs::read(program("tiny")).expect("tiny");
+    let sleeper = std::fs::read(program("sleeper")).expect("sleeper");
+    let (tiny_sha, sleeper_sha) = (sha256(&tiny), sha256(&sleeper));
+
+    // Not stored yet: NOT_FOUND naming the field, before anything is made.
+    let field = "spec.artifact.executable.sha256";
+    refused(&mut c, exe("a", Vec::new(), &tiny_sha), Code::NotFound, &[field, &tiny_sha, "send the bytes"]).await;
+    // Malformed digests never reach the store (they would be file names).
+    let dots = format!("../../{}", &tiny_sha[6..]);
+    for bad in ["xyz", &tiny_sha.to_uppercase(), &tiny_sha[1..], &dots, &format!("{tiny_sha}0")] {
+        refused(&mut c, exe("a", Vec::new(), bad), Code::InvalidArgument, &[field, "is not a sha256 digest"]).await;
+    }
+    // A digest that is not the bytes' own: refused, small (hashed on the
+    // handler) or large (hashed with the store's blocking work).
+    for (content, other) in [(tiny.clone(), &sleeper_sha), (sleeper.clone(), &tiny_sha)] {
+        refused(
+            &mut c,
+            exe("a", content, other),
+            Code::InvalidArgument,
+            &[field, "is not the sha256 of the uploaded bytes"],
+        )
+        .await;
+    }
+    assert!(ids(&mut c).await.is_empty(), "a refused deploy leaves no service");
+    assert!(!d.state.join("artifacts/sha256").join(&tiny_sha).exists(), "nor the bytes it was refused with");
+    assert!(!d.state.join("data/a").exists(), "nor a data dir");
+
+    // Sent once with a matching digest, then named by digest only.
+    let r = c.deploy(exe("first", tiny.clone(), &tiny_sha)).await.expect("upload with digest").into_inner();
+    assert_eq!(r.artifact_sha256, tiny_sha);
+    let r = c.deploy(exe("again", Vec::new(), &tiny_sha)).await.expect("by digest").into_inner();
+    assert_eq!(r.artifact_sha256, tiny_sha);
+    assert!(r.instances.iter().all(|i| i.pid > 0), "running: {:?}", r.instances);
+    let st = c.status(pb::StatusRequest { id: "again".into() }).await.expect("status").into_inner();
+    let svc = st.service.expect("service");
+    assert_eq!((svc.artifact_kind.as_str(), svc.artifact_sha256.as_str()), ("executable", tiny_sha.as_str()));
+    assert!(d.log().contains("artifact named by digest: no upload service=again"), "{}", d.log());
+    // Large bytes too (the blocking store path), then by digest.
+    c.deploy(exe("big", sleeper.clone(), "")).await.expect("large upload");
+    c.deploy(exe("big-again", Vec::new(), &sleeper_sha)).await.expect("large by digest");
+
+    // Scripts: the same, with their own field.
+    let src = b"#!/bin/sh\nexec sleep 1000\n";
+    let src_sha = sha256(src);
+    refused(&mut c, script("s0", &[], &src_sha), Code::NotFound, &["spec.artifact.script.sha256"]).await;
+    c.deploy(script("s1", src, "")).await.expect("script upload");
+    c.deploy(script("s2", &[], &src_sha)).await.expect("script by digest");
+    // Bytes stored as a script were never checked as an ELF: an executable
+    // cannot name them.
+    refused(&mut c, exe("x", Vec::new(), &src_sha), Code::NotFound, &[field]).await;
+    assert_eq!(ids(&mut c).await.len(), 6, "first, again, big, big-again, s1, s2");
+}
+
+/// The CLI with `SOLO_TIMING`, which shows whether the daemon asked for
+/// the bytes (`not-stored`).
+fn cli_timed(d: &Daemon, args: &[&str]) -> (bool, String) {
+    let o = Command::new(common::solo_bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(args)
+        .env("SOLO_STATE_DIR", &d.state)
+        .env("SOLO_TIMING", "1")
+        .env_remove("SOLO_TOKEN")
+        .env_remove("SOLO_TOKEN_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run solo CLI");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "solo {args:?} failed: {stderr}");
+    (stderr.contains(" not-stored "), stderr)
+}
+
+#[test]
+fn the_cli_sends_a_program_only_when_the_daemon_lacks_it() {
+    if !require_root("the_cli_sends_a_program_only_when_the_daemon_lacks_it") {
+        return;
+    }
+    let d = Daemon::start();
+    let sleeper = program("sleeper");
+    let p = sleeper.to_str().expect("utf8");
+    let sha = sha256(&std::fs::read(&sleeper).expect("sleeper"));
+
+    let (asked, err) = cli_timed(&d, &["deploy", "one", "--exec", p, "--wait"]);
+    assert!(asked, "a new program: named by digest, NOT_FOUND, then sent: {err}");
+    assert!(d.state.join("artifacts/sha256").join(&sha).is_file(), "stored under its digest");
+    let (asked, err) = cli_timed(&d, &["deploy", "two", "--exec", p, "--wait"]);
+    assert!(!asked, "the same program again: not sent: {err}");
+    assert!(d.log().contains("artifact named by digest: no upload service=two"));
+
+    // A script the same way.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = dir.path().join("svc.sh");
+    std::fs::write(&s, "exec sleep 1000\n").expect("script");
+    let s = s.to_str().expect("utf8");
+    let (asked, _) = cli_timed(&d, &["deploy", "s1", "--script", s, "--interpreter", "sh", "--wait"]);
+    assert!(asked);
+    let (asked, _) = cli_timed(&d, &["deploy", "s2", "--script", s, "--interpreter", "sh", "--wait"]);
+    assert!(!asked);
+    for id in ["one", "two", "s1", "s2"] {
+        assert_eq!(d.status(id)["service"]["state"], "SERVICE_STATE_RUNNING", "{id}");
+    }
+}
+
+#[test]
+fn solo_update_sends_a_program_only_when_the_daemon_lacks_it() {
+    if !require_root("solo_update_sends_a_program_only_when_the_daemon_lacks_it") {
+        return;
+    }
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a.sh"), dir.path().join("b.sh"));
+    std::fs::write(&a, "exec sleep 1000\n").expect("a");
+    std::fs::write(&b, "exec sleep 1001\n").expect("b");
+    let (a, b) = (a.to_str().expect("utf8"), b.to_str().expect("utf8"));
+    let b_sha = sha256(b"exec sleep 1001\n");
+
+    let (asked, _) = cli_timed(&d, &["deploy", "u", "--script", a, "--interpreter", "sh", "--wait"]);
+    assert!(asked, "a new script: sent after NOT_FOUND");
+    // A new revision's script: named by digest, NOT_FOUND, then sent.
+    let (asked, err) = cli_timed(&d, &["update", "u", "--script", b, "--interpreter", "sh", "--min-ready", "100"]);
+    assert!(asked, "the update's new script is sent: {err}");
+    let st = d.status("u");
+    assert_eq!(st["service"]["revision"], "2", "{st}");
+    assert_eq!(st["service"]["artifactSha256"], b_sha.as_str(), "{st}");
+    // Back to revision 1's script, which the daemon keeps: not sent.
+    let (asked, err) = cli_timed(&d, &["update", "u", "--script", a, "--interpreter", "sh", "--min-ready", "100"]);
+    assert!(!asked, "a stored script is named by digest only: {err}");
+    let st = d.status("u");
+    assert_eq!(st["service"]["revision"], "3", "{st}");
+    assert_eq!(st["service"]["artifactSha256"], sha256(b"exec sleep 1000\n").as_str(), "{st}");
+    assert_eq!(st["service"]["state"], "SERVICE_STATE_RUNNING", "{st}");
+}
