@@ -495,6 +495,13 @@ pub fn python_env() -> Result<PathBuf, String> {
     let wanted =
         std::fs::read_to_string(&requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
 
+    // Tests in one binary run on threads (cargo runs the binaries one after
+    // another): two pips installing into one venv read each other's
+    // half-written packages (CI once failed so). One lock covers creating
+    // the venv and installing into it.
+    static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SETUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+
     if !python.exists() {
         let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
         run_setup("creating the venv", Command::new(&base).arg("-m").arg("venv").arg(&venv))?;
