@@ -116,6 +116,13 @@ async fn a_digest_resolves_only_to_bytes_the_daemon_stored_and_hashed() {
     assert_eq!(ids(&mut c).await.len(), 6, "first, again, big, big-again, s1, s2");
 }
 
+/// A shell script of `cmd` padded with a comment past the size the CLI
+/// sends in its first request (`cli::artifact::INLINE_MAX`, 16 KiB), so it
+/// is named by digest first.
+fn big_script(cmd: &str) -> String {
+    format!("# {}\n{cmd}\n", "x".repeat(20 << 10))
+}
+
 /// The CLI with `SOLO_TIMING`, which shows whether the daemon asked for
 /// the bytes (`not-stored`).
 fn cli_timed(d: &Daemon, args: &[&str]) -> (bool, String) {
@@ -152,16 +159,27 @@ fn the_cli_sends_a_program_only_when_the_daemon_lacks_it() {
     assert!(!asked, "the same program again: not sent: {err}");
     assert!(d.log().contains("artifact named by digest: no upload service=two"));
 
-    // A script the same way.
+    // A script larger than the CLI sends at once: the same way.
     let dir = tempfile::tempdir().expect("tempdir");
     let s = dir.path().join("svc.sh");
-    std::fs::write(&s, "exec sleep 1000\n").expect("script");
+    std::fs::write(&s, big_script("exec sleep 1000")).expect("script");
     let s = s.to_str().expect("utf8");
     let (asked, _) = cli_timed(&d, &["deploy", "s1", "--script", s, "--interpreter", "sh", "--wait"]);
     assert!(asked);
     let (asked, _) = cli_timed(&d, &["deploy", "s2", "--script", s, "--interpreter", "sh", "--wait"]);
     assert!(!asked);
-    for id in ["one", "two", "s1", "s2"] {
+    assert!(d.log().contains("artifact named by digest: no upload service=s2"));
+    // A small one goes in the first request, new or not: no NOT_FOUND round trip.
+    let small = dir.path().join("small.sh");
+    std::fs::write(&small, "exec sleep 1002\n").expect("script");
+    let small = small.to_str().expect("utf8");
+    for id in ["s3", "s4"] {
+        let (asked, err) = cli_timed(&d, &["deploy", id, "--script", small, "--interpreter", "sh", "--wait"]);
+        assert!(!asked, "a small script is sent at once: {err}");
+        assert!(!d.log().contains(&format!("artifact named by digest: no upload service={id}")), "{id}");
+    }
+    assert!(d.state.join("artifacts/sha256").join(sha256(b"exec sleep 1002\n")).is_file());
+    for id in ["one", "two", "s1", "s2", "s3", "s4"] {
         assert_eq!(d.status(id)["service"]["state"], "SERVICE_STATE_RUNNING", "{id}");
     }
 }
@@ -174,10 +192,11 @@ fn solo_update_sends_a_program_only_when_the_daemon_lacks_it() {
     let d = Daemon::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (dir.path().join("a.sh"), dir.path().join("b.sh"));
-    std::fs::write(&a, "exec sleep 1000\n").expect("a");
-    std::fs::write(&b, "exec sleep 1001\n").expect("b");
+    let (a_src, b_src) = (big_script("exec sleep 1000"), big_script("exec sleep 1001"));
+    std::fs::write(&a, &a_src).expect("a");
+    std::fs::write(&b, &b_src).expect("b");
     let (a, b) = (a.to_str().expect("utf8"), b.to_str().expect("utf8"));
-    let b_sha = sha256(b"exec sleep 1001\n");
+    let b_sha = sha256(b_src.as_bytes());
 
     let (asked, _) = cli_timed(&d, &["deploy", "u", "--script", a, "--interpreter", "sh", "--wait"]);
     assert!(asked, "a new script: sent after NOT_FOUND");
@@ -192,6 +211,6 @@ fn solo_update_sends_a_program_only_when_the_daemon_lacks_it() {
     assert!(!asked, "a stored script is named by digest only: {err}");
     let st = d.status("u");
     assert_eq!(st["service"]["revision"], "3", "{st}");
-    assert_eq!(st["service"]["artifactSha256"], sha256(b"exec sleep 1000\n").as_str(), "{st}");
+    assert_eq!(st["service"]["artifactSha256"], sha256(a_src.as_bytes()).as_str(), "{st}");
     assert_eq!(st["service"]["state"], "SERVICE_STATE_RUNNING", "{st}");
 }

@@ -1,5 +1,6 @@
-//! The artifact of `solo deploy`: sent by digest first, as bytes only when
-//! the daemon does not store them yet.
+//! The artifact of `solo deploy` and `solo update`: a small file is sent
+//! at once; a larger one by digest first, as bytes only when the daemon
+//! does not store them yet.
 //!
 //! Deploying the same program again is the common case (an agent redeploys
 //! what it built, a script deploys one binary under many ids), and sending
@@ -10,6 +11,10 @@
 //! digest only to a file it hashed and stored itself, or answers NOT_FOUND
 //! naming the digest field, and the CLI then sends the bytes with the
 //! digest (which the daemon checks against its own hash of them).
+//!
+//! A file of at most [`INLINE_MAX`] bytes (a script, a small program) goes
+//! in the first request: sending it costs less than the NOT_FOUND round
+//! trip a new one would take, and agents' scripts are usually new.
 
 use crate::proto::v1 as pb;
 use anyhow::Context;
@@ -25,12 +30,47 @@ pub struct Upload {
     path: PathBuf,
 }
 
+/// Files up to this size are sent in the first request, not named by
+/// digest: one HTTP/2 frame's worth, well inside the initial flow-control
+/// window, so no round trip is added either way.
+pub const INLINE_MAX: u64 = 16 << 10;
+
+/// What the first request carries for the file of `--exec`/`--script`.
+pub struct Prepared {
+    /// The sha256 (hex) to name the artifact by; empty when the bytes go
+    /// in the first request (the daemon hashes them) or the file is empty.
+    pub sha256: String,
+    /// The file's bytes, when it is small enough to send at once.
+    pub content: Vec<u8>,
+    /// The file to send if the daemon answers that it lacks the digest.
+    pub upload: Option<Upload>,
+}
+
+/// Reads a file of at most [`INLINE_MAX`] bytes whole; otherwise hashes it
+/// ([`digest`]) without keeping its bytes.
+pub fn prepare(flag: &'static str, path: &Path) -> anyhow::Result<Prepared> {
+    let cannot = || format!("{flag}: cannot read {}", path.display());
+    let f = std::fs::File::open(path).with_context(cannot)?;
+    let len = f.metadata().with_context(cannot)?.len();
+    if len <= INLINE_MAX {
+        let mut content = Vec::with_capacity(len as usize);
+        // One more than the limit: a file that grew meanwhile is hashed instead.
+        f.take(INLINE_MAX + 1).read_to_end(&mut content).with_context(cannot)?;
+        if content.len() as u64 <= INLINE_MAX {
+            return Ok(Prepared { sha256: String::new(), content, upload: None });
+        }
+    }
+    let (upload, sha256) = digest(flag, path)?;
+    let upload = (!sha256.is_empty()).then_some(upload);
+    Ok(Prepared { sha256, content: Vec::new(), upload })
+}
+
 /// The sha256 (hex) of the file at `path` (given as `flag`), read through a
 /// small buffer: the bytes are not needed unless the daemon lacks them, and
 /// a file-sized buffer costs a page fault per 4 KiB (~190 for 760 KB). An
 /// empty file gets no digest (nothing can be stored under it): the daemon
 /// then says the bytes are empty.
-pub fn digest(flag: &'static str, path: &Path) -> anyhow::Result<(Upload, String)> {
+fn digest(flag: &'static str, path: &Path) -> anyhow::Result<(Upload, String)> {
     let cannot = || format!("{flag}: cannot read {}", path.display());
     let mut f = std::fs::File::open(path).with_context(cannot)?;
     let mut h = Sha256::new();
@@ -131,7 +171,20 @@ mod tests {
         let Some(pb::artifact::Kind::Executable(e)) = a.kind else { panic!("kind changed") };
         assert_eq!(e.content, bytes);
         assert_eq!(e.sha256, hex::encode(Sha256::digest(&bytes)), "the digest goes along");
+        let big = prepare("--exec", &path).expect("prepare");
+        assert!(big.content.is_empty() && big.upload.is_some(), "200 KB: named by digest");
+        assert_eq!(big.sha256, hex::encode(Sha256::digest(&bytes)));
+        let small = &bytes[..INLINE_MAX as usize];
+        std::fs::write(&path, small).expect("write");
+        let p = prepare("--exec", &path).expect("prepare");
+        assert!(p.sha256.is_empty() && p.upload.is_none() && p.content == small, "at the limit: sent at once");
+        std::fs::write(&path, &bytes[..INLINE_MAX as usize + 1]).expect("write");
+        assert!(prepare("--exec", &path).expect("prepare").content.is_empty(), "one byte over: by digest");
+        let e = prepare("--exec", &dir.path().join("empty-too"));
+        assert!(e.err().is_some_and(|e| format!("{e:#}").starts_with("--exec: cannot read ")));
         std::fs::write(dir.path().join("empty"), b"").expect("write");
+        let p = prepare("--exec", &dir.path().join("empty")).expect("prepare");
+        assert!(p.content.is_empty() && p.sha256.is_empty() && p.upload.is_none(), "the daemon says it is empty");
         assert_eq!(digest("--exec", &dir.path().join("empty")).expect("digest").1, "", "no digest of nothing");
         let err = digest("--exec", &dir.path().join("nope")).err().map(|e| format!("{e:#}"));
         assert!(err.is_some_and(|e| e.starts_with("--exec: cannot read ")), "names the flag");

@@ -258,16 +258,16 @@ fn pairs(flag: &str, v: &[String]) -> anyhow::Result<HashMap<String, String>> {
 fn deploy_request(a: DeployArgs) -> anyhow::Result<(pb::DeployRequest, Option<Upload>)> {
     let mut upload = None;
     let kind = if let Some(p) = &a.exec {
-        let (file, sha256) = super::artifact::digest("--exec", p)?;
-        upload = (!sha256.is_empty()).then_some(file);
-        pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: Vec::new(), sha256 })
+        let f = super::artifact::prepare("--exec", p)?;
+        upload = f.upload;
+        pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: f.content, sha256: f.sha256 })
     } else if let Some(p) = &a.script {
-        let (file, sha256) = super::artifact::digest("--script", p)?;
-        upload = (!sha256.is_empty()).then_some(file);
+        let f = super::artifact::prepare("--script", p)?;
+        upload = f.upload;
         pb::artifact::Kind::Script(pb::ScriptArtifact {
             interpreter: a.interpreter.clone().unwrap_or_default(),
-            source: Vec::new(),
-            sha256,
+            source: f.content,
+            sha256: f.sha256,
         })
     } else if let Some(p) = &a.host_path {
         pb::artifact::Kind::HostPath(pb::HostPathArtifact { path: p.clone() })

@@ -172,16 +172,16 @@ fn strategy(a: &StrategyArgs) -> anyhow::Result<(Option<pb::update_request::Stra
 fn new_spec(s: &pb::ServiceStatus, a: &UpdateArgs) -> anyhow::Result<(pb::ServiceSpec, Option<Upload>)> {
     let mut upload = None;
     let artifact = if let Some(p) = &a.exec {
-        let (file, sha256) = super::artifact::digest("--exec", p)?;
-        upload = (!sha256.is_empty()).then_some(file);
-        Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: Vec::new(), sha256 }))
+        let f = super::artifact::prepare("--exec", p)?;
+        upload = f.upload;
+        Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: f.content, sha256: f.sha256 }))
     } else if let Some(p) = &a.script {
-        let (file, sha256) = super::artifact::digest("--script", p)?;
-        upload = (!sha256.is_empty()).then_some(file);
+        let f = super::artifact::prepare("--script", p)?;
+        upload = f.upload;
         Some(pb::artifact::Kind::Script(pb::ScriptArtifact {
             interpreter: a.interpreter.clone().unwrap_or_default(),
-            source: Vec::new(),
-            sha256,
+            source: f.content,
+            sha256: f.sha256,
         }))
     } else {
         a.host_path.as_ref().map(|p| pb::artifact::Kind::HostPath(pb::HostPathArtifact { path: p.clone() }))
