@@ -65,6 +65,37 @@ pub fn prepare(flag: &'static str, path: &Path) -> anyhow::Result<Prepared> {
     Ok(Prepared { sha256, content: Vec::new(), upload })
 }
 
+/// The artifact the flags name: `--exec FILE`, `--script FILE` (run by
+/// `--interpreter`) or `--host-path PATH`, the first given; for an uploaded
+/// file also the [`Upload`] to send if the daemon lacks it ([`prepare`]).
+/// `None` when no flag names one. `--interpreter` without `--script` is an
+/// error naming it.
+pub fn from_flags(
+    exec: Option<&Path>,
+    script: Option<&Path>,
+    interpreter: Option<&str>,
+    host_path: Option<&str>,
+) -> anyhow::Result<Option<(pb::artifact::Kind, Option<Upload>)>> {
+    if interpreter.is_some() && script.is_none() {
+        anyhow::bail!("--interpreter goes with --script");
+    }
+    Ok(if let Some(p) = exec {
+        let f = prepare("--exec", p)?;
+        let e = pb::ExecutableArtifact { content: f.content, sha256: f.sha256 };
+        Some((pb::artifact::Kind::Executable(e), f.upload))
+    } else if let Some(p) = script {
+        let f = prepare("--script", p)?;
+        let s = pb::ScriptArtifact {
+            interpreter: interpreter.unwrap_or_default().to_owned(),
+            source: f.content,
+            sha256: f.sha256,
+        };
+        Some((pb::artifact::Kind::Script(s), f.upload))
+    } else {
+        host_path.map(|p| (pb::artifact::Kind::HostPath(pb::HostPathArtifact { path: p.to_owned() }), None))
+    })
+}
+
 /// The sha256 (hex) of the file at `path` (given as `flag`), read through a
 /// small buffer: the bytes are not needed unless the daemon lacks them, and
 /// a file-sized buffer costs a page fault per 4 KiB (~190 for 760 KB). An
@@ -153,6 +184,30 @@ mod tests {
         ] {
             assert!(!Upload::wanted(&other, &exe()), "{other:?}");
         }
+    }
+
+    #[test]
+    fn the_flags_name_one_artifact_and_the_interpreter_goes_with_a_script() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = dir.path().join("svc.sh");
+        std::fs::write(&s, b"exec sleep 1\n").expect("write");
+        let Ok(Some((pb::artifact::Kind::Script(sc), None))) = from_flags(None, Some(&s), Some("sh"), None) else {
+            panic!("a small script: its bytes, nothing more to send")
+        };
+        assert_eq!(
+            (sc.interpreter.as_str(), sc.source.as_slice(), sc.sha256.as_str()),
+            ("sh", &b"exec sleep 1\n"[..], "")
+        );
+        let Ok(Some((pb::artifact::Kind::HostPath(h), None))) = from_flags(None, None, None, Some("/usr/bin/true"))
+        else {
+            panic!("a host path")
+        };
+        assert_eq!(h.path, "/usr/bin/true");
+        assert!(matches!(from_flags(None, None, None, None), Ok(None)), "no artifact flag");
+        let e = from_flags(Some(&s), None, Some("sh"), None).err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("--interpreter goes with --script"));
+        let e = from_flags(None, Some(&dir.path().join("nope")), None, None).err().map(|e| format!("{e:#}"));
+        assert!(e.is_some_and(|e| e.starts_with("--script: cannot read ")), "names the flag");
     }
 
     #[test]

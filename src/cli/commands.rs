@@ -253,30 +253,17 @@ fn pairs(flag: &str, v: &[String]) -> anyhow::Result<HashMap<String, String>> {
     Ok(m)
 }
 
-/// The request, naming an uploaded artifact by its digest only, and the
-/// bytes to send if the daemon does not store them ([`Upload`]).
+/// The request, with an uploaded artifact's bytes or, for a larger file,
+/// its digest only, and the file to send if the daemon does not store it
+/// ([`Upload`]).
 fn deploy_request(a: DeployArgs) -> anyhow::Result<(pb::DeployRequest, Option<Upload>)> {
-    let mut upload = None;
-    let kind = if let Some(p) = &a.exec {
-        let f = super::artifact::prepare("--exec", p)?;
-        upload = f.upload;
-        pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: f.content, sha256: f.sha256 })
-    } else if let Some(p) = &a.script {
-        let f = super::artifact::prepare("--script", p)?;
-        upload = f.upload;
-        pb::artifact::Kind::Script(pb::ScriptArtifact {
-            interpreter: a.interpreter.clone().unwrap_or_default(),
-            source: f.content,
-            sha256: f.sha256,
-        })
-    } else if let Some(p) = &a.host_path {
-        pb::artifact::Kind::HostPath(pb::HostPathArtifact { path: p.clone() })
-    } else {
-        bail!("one of --exec, --script or --host-path is required");
-    };
-    if a.interpreter.is_some() && a.script.is_none() {
-        bail!("--interpreter goes with --script");
-    }
+    let artifact = super::artifact::from_flags(
+        a.exec.as_deref(),
+        a.script.as_deref(),
+        a.interpreter.as_deref(),
+        a.host_path.as_deref(),
+    )?;
+    let Some((kind, upload)) = artifact else { bail!("one of --exec, --script or --host-path is required") };
     let restart = pb::RestartSpec {
         policy: restart_policy(a.restart) as i32,
         max_restarts: a.max_restarts.unwrap_or(0),

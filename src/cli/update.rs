@@ -167,28 +167,18 @@ fn strategy(a: &StrategyArgs) -> anyhow::Result<(Option<pb::update_request::Stra
 }
 
 /// The running spec (from `Status`) with the flags' changes; a new
-/// uploaded artifact is named by its digest, with the file to send if the
-/// daemon lacks it (as `solo deploy` does: [`Upload`]).
+/// uploaded artifact is sent as `solo deploy` sends it (a small file's
+/// bytes, or a larger one's digest with the file to send if the daemon
+/// lacks it: [`Upload`]).
 fn new_spec(s: &pb::ServiceStatus, a: &UpdateArgs) -> anyhow::Result<(pb::ServiceSpec, Option<Upload>)> {
-    let mut upload = None;
-    let artifact = if let Some(p) = &a.exec {
-        let f = super::artifact::prepare("--exec", p)?;
-        upload = f.upload;
-        Some(pb::artifact::Kind::Executable(pb::ExecutableArtifact { content: f.content, sha256: f.sha256 }))
-    } else if let Some(p) = &a.script {
-        let f = super::artifact::prepare("--script", p)?;
-        upload = f.upload;
-        Some(pb::artifact::Kind::Script(pb::ScriptArtifact {
-            interpreter: a.interpreter.clone().unwrap_or_default(),
-            source: f.content,
-            sha256: f.sha256,
-        }))
-    } else {
-        a.host_path.as_ref().map(|p| pb::artifact::Kind::HostPath(pb::HostPathArtifact { path: p.clone() }))
-    };
-    if a.interpreter.is_some() && a.script.is_none() {
-        bail!("--interpreter goes with --script");
-    }
+    let (artifact, upload) = super::artifact::from_flags(
+        a.exec.as_deref(),
+        a.script.as_deref(),
+        a.interpreter.as_deref(),
+        a.host_path.as_deref(),
+    )?
+    .unzip();
+    let upload = upload.flatten();
     for (flag, v) in [("--cpu-weight", a.cpu_weight), ("--max-pids", a.max_pids), ("--replicas", a.replicas)] {
         if v == Some(0) {
             bail!("{flag}: must be at least 1");
