@@ -274,7 +274,10 @@ fn blue_green_switches_at_once_keeps_the_old_set_frozen_and_drops_nothing() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .map(|p| p["phase"].as_str().unwrap_or("").to_owned())
         .collect();
-    for p in ["starting", "switching", "grace", "committing", "done"] {
+    // Progress is the latest state, not a log: a phase shorter than the
+    // client's read (`switching`, under qemu TCG) may be overtaken. The
+    // switch itself is shown above (the old set frozen in `grace`).
+    for p in ["starting", "grace", "committing", "done"] {
         assert!(phases.iter().any(|x| x == p), "no {p} in {phases:?}");
     }
     let failed = failures(&samples);
