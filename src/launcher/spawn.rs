@@ -7,7 +7,7 @@ use crate::sandbox::mounts::Views;
 use crate::sandbox::plan::{Confinement, Enforcement, LaunchPlan, Layer};
 use crate::sandbox::steps::{self, StepError};
 use crate::sandbox::sys::{self, Forked};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 pub struct Launched {
     pub pid: i32,
@@ -32,9 +32,27 @@ pub fn launch(
     let (rep_r, rep_w) = sys::pipe(0).map_err(prep_err)?;
     let (ack_r, ack_w) = sys::pipe(0).map_err(prep_err)?;
     let cgroup = prepared.cgroup_v2.as_ref().map(|f| f.as_raw_fd());
-    let (pid, pidfd) = match sys::clone3(prepared.clone_flags, cgroup) {
+    // The child starts on this process's descriptor table (CLONE_FILES)
+    // and first takes a copy of only what it uses, below `keep_below`:
+    // copying the whole table (the vault: ~5 descriptors per running
+    // service, all at KEPT_FLOOR and up) cost per descriptor, in the clone
+    // and again when exec closed them, so a spawn slowed as services grew.
+    // The four pipe ends count too: the child closes its copies of the
+    // launcher's two (an `OwnedFd` drop of a number it no longer has would
+    // trip std's IO-safety check in a debug build).
+    let channel = [&rep_r, &rep_w, &ack_r, &ack_w].map(AsRawFd::as_raw_fd);
+    let keep_below = channel.into_iter().chain([prepared.highest_fd()]).max().unwrap_or(2) + 1;
+    let flags = prepared.clone_flags | libc::CLONE_FILES as u64;
+    let (pid, pidfd) = match sys::clone3(flags, cgroup) {
         Err(errno) => return Err(StepError { step: steps::Step::Clone, errno }),
         Ok(Forked::Child) => {
+            // Nothing may be closed before the table is the child's own:
+            // until then a close would be the launcher's.
+            if let Err(errno) = sys::unshare_fds_below(keep_below as u32) {
+                let _ = sys::write_all(rep_w.as_raw_fd(), &StepError { step: steps::Step::Clone, errno }.encode());
+                sys::exit_now(127)
+            }
+            let _ = sys::write_all(rep_w.as_raw_fd(), &report(steps::REPORT_OWN_FDS, 0));
             drop((rep_r, ack_w));
             let ch = steps::Channel { report: rep_w.as_raw_fd(), ack: ack_r.as_raw_fd() };
             let e = steps::apply(&prepared, &ch);
@@ -43,6 +61,13 @@ pub fn launch(
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
     };
+    // Until the child says its table is its own, this process closes
+    // nothing (the child would lose it): wait for that report, or its end.
+    if let Err(e) = own_fds_reported(rep_r.as_raw_fd(), &pidfd) {
+        let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+        let _ = sys::waitpid_blocking(pid);
+        return Err(e);
+    }
     drop((rep_w, ack_r));
     let missing = prepared.mounts.as_ref().map(|m| m.missing.clone()).unwrap_or_default();
     let memfd_noexec = prepared.mounts.as_ref().and_then(|m| m.memfd_noexec);
@@ -78,6 +103,30 @@ pub fn launch(
         }
     }
     Ok(Launched { pid, pidfd, listener, enforcement: enforcement(plan, &missing, memfd_noexec, landlock) })
+}
+
+fn report(code: u32, value: i32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&code.to_ne_bytes());
+    b[4..].copy_from_slice(&value.to_ne_bytes());
+    b
+}
+
+/// The child's first record: [`steps::REPORT_OWN_FDS`], or the failure it
+/// sent, or (the child died before writing: `pidfd` readable) ECHILD.
+fn own_fds_reported(rep_r: RawFd, pidfd: &OwnedFd) -> Result<(), StepError> {
+    let clone_err = |errno: i32| StepError { step: steps::Step::Clone, errno: sys::Errno(errno) };
+    let [report, _] = sys::wait_readable([rep_r, pidfd.as_raw_fd()]).map_err(|e| clone_err(e.0))?;
+    if !report {
+        return Err(clone_err(libc::ECHILD));
+    }
+    let mut b = [0u8; 8];
+    match sys::read_full(rep_r, &mut b) {
+        Ok(8) if u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) == steps::REPORT_OWN_FDS => Ok(()),
+        Ok(8) => Err(StepError::decode(&b)),
+        Ok(_) => Err(clone_err(libc::ECHILD)),
+        Err(e) => Err(clone_err(e.0)),
+    }
 }
 
 /// What was enforced, layer by layer, for the daemon to record.

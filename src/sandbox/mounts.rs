@@ -92,6 +92,18 @@ pub struct Prepared {
     pub memfd_noexec: Option<bool>,
 }
 
+impl Prepared {
+    /// The highest descriptor number the child uses here: the view and
+    /// the granted trees it attaches.
+    pub fn highest_fd(&self) -> RawFd {
+        let trees = self.ops.iter().filter_map(|(op, _)| match op {
+            Op::Attach { tree, .. } => Some(tree.as_raw_fd()),
+            _ => None,
+        });
+        trees.fold(self.view, RawFd::max)
+    }
+}
+
 /// Where the kernel's per-pid-namespace `memfd_noexec` sysctl lives.
 pub const MEMFD_NOEXEC_SYSCTL: &str = "/proc/sys/vm/memfd_noexec";
 

@@ -119,7 +119,7 @@ impl Step {
     pub fn why(self) -> &'static str {
         match self {
             Step::Prepare => "open the program and cgroup files as root before forking, so the child only makes raw syscalls on ready descriptors",
-            Step::Clone => "clone3 with CLONE_INTO_CGROUP places the child in its v2 cgroup atomically (no window outside its limits), CLONE_PIDFD gives a race-free handle, and the new mount, pid, IPC, UTS and network namespaces exist from the first instruction",
+            Step::Clone => "clone3 with CLONE_INTO_CGROUP places the child in its v2 cgroup atomically (no window outside its limits), CLONE_PIDFD gives a race-free handle, and the new mount, pid, IPC, UTS and network namespaces exist from the first instruction; CLONE_FILES with the child's first act close_range(CLOSE_RANGE_UNSHARE) copies only the descriptors the launch uses, not the launcher's vault",
             Step::JoinCgroups => "on hybrid hosts join each v1 hierarchy (memory, cpu, pids) through its tasks file before anything else runs, so every later byte and fork is accounted and limited",
             Step::CgroupNamespace => "unshare the cgroup namespace only after every cgroup join, so its root is the instance's own cgroup in every hierarchy and the host's layout stays hidden",
             Step::ResetSignals => "clear the blocked-signal mask and reset every signal to its default (ignored signals survive exec), so the service sees default signal behaviour",
@@ -181,6 +181,10 @@ pub const REPORT_LANDLOCK: u32 = 200;
 /// The child's seccomp listener descriptor number; the launcher copies it
 /// with `pidfd_getfd` and answers one byte on the ack pipe.
 pub const REPORT_LISTENER: u32 = 201;
+/// The child's first record: its descriptor table is its own (it was
+/// cloned sharing the launcher's, `CLONE_FILES`), so the launcher may
+/// close its copies of what the child uses.
+pub const REPORT_OWN_FDS: u32 = 202;
 
 /// The pipes between the child and the launcher, both close-on-exec.
 pub struct Channel {
@@ -248,6 +252,22 @@ pub struct Prepared {
     pub cgroup_v2: Option<OwnedFd>,
     /// `clone3` namespace flags.
     pub clone_flags: u64,
+}
+
+impl Prepared {
+    /// The highest descriptor number the child uses. A child cloned with
+    /// `CLONE_FILES` keeps only the descriptors up to this one (and the
+    /// channel's) in a table of its own: see [`sys::unshare_fds_below`].
+    pub fn highest_fd(&self) -> RawFd {
+        let own = [&self.program, &self.devnull, &self.stdout, &self.stderr]
+            .into_iter()
+            .chain(&self.v1_tasks)
+            .chain(&self.passed)
+            .chain(&self.netns)
+            .map(AsRawFd::as_raw_fd);
+        let view = self.mounts.as_ref().map(mounts::Prepared::highest_fd);
+        own.chain(view).max().unwrap_or(2)
+    }
 }
 
 fn prep<T>(r: Result<T, Errno>) -> Result<T, StepError> {

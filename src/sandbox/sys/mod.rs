@@ -349,6 +349,35 @@ pub fn close_fds_from(first: u32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Gives the calling process its own descriptor table holding only the
+/// descriptors below `below` (`close_range(below, ~0, CLOSE_RANGE_UNSHARE)`).
+/// A child cloned with `CLONE_FILES` calls it first: the kernel then copies
+/// those few entries instead of the whole parent table (the launcher holds
+/// ~5 descriptors per running service, and a copy costs per descriptor,
+/// again when exec closes them).
+pub fn unshare_fds_below(below: u32) -> Result<(), Errno> {
+    // SAFETY: integer arguments; the descriptors closed are only the
+    // caller's own copies (CLOSE_RANGE_UNSHARE unshares the table first).
+    check(unsafe { libc::syscall(libc::SYS_close_range, below, u32::MAX, libc::CLOSE_RANGE_UNSHARE) })?;
+    Ok(())
+}
+
+/// Blocks until one of `fds` is readable (or hung up); returns which are.
+pub fn wait_readable<const N: usize>(fds: [RawFd; N]) -> Result<[bool; N], Errno> {
+    let mut p = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+    loop {
+        // SAFETY: `p` is a valid array of N pollfd structs for the call.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), N as libc::nfds_t, -1) };
+        if r >= 0 {
+            return Ok(p.map(|x| x.revents != 0));
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
 /// Marks every descriptor from `first` upwards close-on-exec, so nothing
 /// the launcher held reaches the service (CVE-2024-21626 class of leaks).
 pub fn close_range_cloexec(first: u32) -> Result<(), Errno> {
