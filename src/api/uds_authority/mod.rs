@@ -24,7 +24,9 @@
 //!   [`http::uri::Authority`] (Solo's CLI, tonic, grpc-go's `unix:`
 //!   resolver, a grpc-core client given `grpc.default_authority`): the block
 //!   is forwarded as it came and the parser is dropped; the rest of the
-//!   connection is a plain pass-through.
+//!   connection is a plain pass-through. A quick scan (`scan.rs`) settles
+//!   this for the usual block without decoding it; what it cannot settle
+//!   alone is decoded.
 //! - Otherwise (rewrite mode) every header block of the connection is
 //!   decoded with a decoder that mirrors the client's encoder (its dynamic
 //!   table is bounded by [`HEADER_TABLE_SIZE`], the size h2 leaves in force),
@@ -41,6 +43,7 @@
 //!   as well, and once a block is lost the HPACK state is too).
 
 mod hpack;
+mod scan;
 #[cfg(test)]
 mod tests;
 
@@ -417,6 +420,12 @@ impl Filter {
     /// A whole header block is in `self.block`.
     fn block_done(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         let Some(block) = self.block.take() else { return Ok(()) };
+        if self.mode == Mode::Undecided && scan::authority_acceptable(&block.fragment) {
+            // Settled without decoding (see `scan.rs`): a pass-through.
+            out.append(&mut self.held);
+            self.stage = Stage::Passthrough;
+            return Ok(());
+        }
         let decoded = match decode(&mut self.decoder, &block.fragment) {
             Ok(d) => d,
             Err(why) => return self.give_up(out, false, why),

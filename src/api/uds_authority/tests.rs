@@ -588,6 +588,78 @@ async fn h2_accepts_huffman_coded_requests_through_the_adapter() {
     );
 }
 
+#[test]
+fn the_scan_settles_acceptable_blocks_and_leaves_the_rest_to_the_decoder() {
+    let ok = grpc_request("/solo.v1.Solo/List", "localhost");
+    assert!(scan::authority_acceptable(&ok));
+    assert!(scan::authority_acceptable(&literal(&[(":method", "POST"), (":path", "/p")])), "no :authority");
+    assert!(scan::authority_acceptable(&hex(RFC_C4[0])), "Huffman-coded www.example.com");
+    assert!(!scan::authority_acceptable(&grpc_request("/p", BAD)), "a socket path");
+    assert!(!scan::authority_acceptable(&hex(HUFFMAN_BLOCKS[0])), "a Huffman-coded socket path");
+    assert!(!scan::authority_acceptable(&hex(RFC_C4[1])), "a dynamic-table reference is left to the decoder");
+    assert!(!scan::authority_acceptable(&ok[..ok.len() - 1]), "a truncated block");
+    assert!(!scan::authority_acceptable(&[0x81]), "the value-less static :authority");
+    assert!(!scan::authority_acceptable(&[0x00, 0x88]), "a Huffman name cut short");
+}
+
+/// What tonic's client (hyper over h2), and so Solo's CLI, sends first is
+/// settled by the scan: no decoding on the path of a command.
+#[tokio::test]
+async fn an_h2_clients_first_block_is_settled_by_the_scan() {
+    let (client_io, mut server_io) = tokio::io::duplex(1 << 16);
+    let (send, conn) = h2::client::handshake(client_io).await.expect("h2 client handshake");
+    tokio::spawn(conn);
+    let mut send = send.ready().await.expect("ready to send");
+    let req = http::Request::post("http://localhost/solo.v1.Solo/Deploy")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", "Bearer solo1.eyJ0eXAiOiJzb2xvIn0.AAAAAAAAAAAAAAAAAAAA")
+        .header("user-agent", "tonic/0.14.2")
+        .body(())
+        .expect("request");
+    let (_response, _stream) = send.send_request(req, false).expect("send the request");
+    let mut bytes = Vec::new();
+    let block = loop {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), server_io.read(&mut buf))
+            .await
+            .expect("the client's bytes in time")
+            .expect("read");
+        assert!(n > 0, "the client closed before its HEADERS");
+        bytes.extend_from_slice(&buf[..n]);
+        if let Some(Item::Block { fields, .. }) =
+            items(&bytes, true).into_iter().find(|i| matches!(i, Item::Block { .. }))
+        {
+            assert!(fields.iter().any(|(n, v)| n == ":authority" && v == "localhost"), "{fields:?}");
+            break first_block(&bytes);
+        }
+    };
+    assert!(block.iter().any(|b| b & 0x80 != 0), "h2 Huffman-codes or indexes something: {block:02x?}");
+    assert!(scan::authority_acceptable(&block), "the scan settles h2's block: {block:02x?}");
+    // Through the filter: passed through unchanged.
+    let mut f = Filter::new();
+    let mut out = Vec::new();
+    f.feed(&bytes, &mut out).expect("feed");
+    assert!(f.is_passthrough());
+    assert_eq!(out, bytes);
+}
+
+/// The fragment of the first header block in a client byte stream.
+fn first_block(bytes: &[u8]) -> Vec<u8> {
+    let mut rest = &bytes[PREFACE.len()..];
+    while rest.len() >= FRAME_HEADER_LEN {
+        let len = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        let (kind, flags) = (rest[3], rest[4]);
+        let payload = &rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
+        if kind == HEADERS {
+            assert!(flags & END_HEADERS != 0, "one frame");
+            return strip_headers_payload(payload, flags).expect("HEADERS").1.to_vec();
+        }
+        rest = &rest[FRAME_HEADER_LEN + len..];
+    }
+    panic!("no HEADERS frame")
+}
+
 /// Arbitrary frames: mostly well-formed headers, any type, flags, stream.
 fn any_frame() -> impl Strategy<Value = Vec<u8>> {
     (
@@ -601,6 +673,28 @@ fn any_frame() -> impl Strategy<Value = Vec<u8>> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_scan_never_contradicts_the_decoder(block in proptest::collection::vec(any::<u8>(), 0..256)) {
+        // Settled means: the decoder finds no bad :authority (or fails,
+        // which also ends in a pass-through).
+        if scan::authority_acceptable(&block) {
+            if let Ok(d) = decode(&mut loona_hpack::Decoder::new(), &block) {
+                prop_assert!(d.bad_authority.is_none(), "{:?}", d.bad_authority);
+            }
+        }
+    }
+
+    #[test]
+    fn the_scan_agrees_with_the_decoder_on_literal_blocks(fields in proptest::collection::vec((
+        prop_oneof![Just(":authority".to_owned()), Just(":path".to_owned()), Just("x-a".to_owned()), "[a-z:-]{1,12}"],
+        prop_oneof![Just(BAD.to_owned()), Just("localhost".to_owned()), Just("[::1]:50051".to_owned()), "[ -~]{1,20}"],
+    ), 0..8)) {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let block = literal(&fields);
+        let d = decode(&mut loona_hpack::Decoder::new(), &block).expect("a literal block decodes");
+        prop_assert_eq!(scan::authority_acceptable(&block), d.bad_authority.is_none());
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(prefix in 0usize..3, body in proptest::collection::vec(any::<u8>(), 0..2048), chunk in 1usize..64) {
