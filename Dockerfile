@@ -20,21 +20,23 @@ COPY . .
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
-# Cache the registry and target dir between builds; copy the binary out of
-# the cache mount so the next stage can use it.
+# The static build (glibc, libseccomp and libgcc linked in; see
+# scripts/build-static). Cache the registry and target dir between builds;
+# copy the binary out of the cache mount so the next stage can use it.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
- && install -D -m 0755 target/release/solo /out/solo
+    SOLO_SKIP_SETUP=1 scripts/build-static --locked \
+ && install -D -m 0755 target/static/solo /out/solo
 
 # -------------------------------------------------------------- runtime
 FROM debian:bookworm-slim
-# libseccomp2 for the filters; python3 so script artifacts with `--interpreter python3` run (sh is in the
-# base image). Versions come from the Debian release; pinning them would
-# break the build at every security update.
+# python3 so script artifacts with `--interpreter python3` run (sh is in
+# the base image); the binary is static, so no libseccomp2. Versions come
+# from the Debian release; pinning them would break the build at every
+# security update.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 libseccomp2 \
+ && apt-get install -y --no-install-recommends python3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/solo /usr/local/bin/solo
 # State (database, artifacts, service logs) outlives the container.
