@@ -184,6 +184,62 @@ fn the_cli_sends_a_program_only_when_the_daemon_lacks_it() {
     }
 }
 
+/// The CLI's digest cache (`src/cli/digest_cache.rs`, here in a cache
+/// directory of the test's own): an unchanged settled file is named by its
+/// remembered digest; the same file rewritten in place, to the same size,
+/// is hashed again and its new bytes run, never the old ones.
+#[test]
+fn a_file_changed_in_place_is_hashed_again_never_deployed_stale() {
+    if !require_root("a_file_changed_in_place_is_hashed_again_never_deployed_stale") {
+        return;
+    }
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache_home = dir.path().join("cache");
+    let deploy = |id: &str, path: &str| {
+        let o = Command::new(common::solo_bin())
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(["deploy", id, "--script", path, "--interpreter", "sh", "--wait"])
+            .env("SOLO_STATE_DIR", &d.state)
+            .env("XDG_CACHE_HOME", &cache_home)
+            .env("SOLO_TIMING", "1")
+            .env_remove("SOLO_DIGEST_CACHE")
+            .env_remove("SOLO_TOKEN")
+            .env_remove("SOLO_TOKEN_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run solo CLI");
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "solo deploy {id} failed: {stderr}");
+        stderr.contains(" not-stored ")
+    };
+    let cache = cache_home.join("solo/sha256");
+    let entries = || std::fs::read_to_string(&cache).map(|t| t.lines().count()).unwrap_or(0);
+    let s = dir.path().join("svc.sh");
+    std::fs::write(&s, big_script("echo version-one; exec sleep 1000")).expect("script");
+    let p = s.to_str().expect("utf8");
+    // Settled: its timestamps older than the cache's 2 s.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    assert!(deploy("c1", p), "new to the daemon: sent");
+    assert_eq!(entries(), 1, "a settled file's digest is remembered");
+    assert!(!deploy("c2", p), "the remembered digest names the stored bytes");
+    std::fs::write(&s, big_script("echo version-two; exec sleep 1000")).expect("rewrite in place");
+    assert!(deploy("c3", p), "changed in place, same size: hashed again, a new digest, sent");
+    assert_eq!(entries(), 1, "a fresh file is not remembered");
+    for (id, want) in [("c1", "version-one"), ("c2", "version-one"), ("c3", "version-two")] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let logs = d.ok(&["logs", id]);
+            if logs.contains(want) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{id} should print {want}: {logs}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
 #[test]
 fn solo_update_sends_a_program_only_when_the_daemon_lacks_it() {
     if !require_root("solo_update_sends_a_program_only_when_the_daemon_lacks_it") {

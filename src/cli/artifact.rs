@@ -12,6 +12,9 @@
 //! naming the digest field, and the CLI then sends the bytes with the
 //! digest (which the daemon checks against its own hash of them).
 //!
+//! The digest of a file hashed before and unchanged since is taken from
+//! the caller's digest cache (`digest_cache.rs`), not computed again.
+//!
 //! A file of at most [`INLINE_MAX`] bytes (a script, a small program) goes
 //! in the first request: sending it costs less than the NOT_FOUND round
 //! trip a new one would take, and agents' scripts are usually new.
@@ -104,6 +107,13 @@ pub fn from_flags(
 fn digest(flag: &'static str, path: &Path) -> anyhow::Result<(Upload, String)> {
     let cannot = || format!("{flag}: cannot read {}", path.display());
     let mut f = std::fs::File::open(path).with_context(cannot)?;
+    let upload = Upload { flag, path: path.to_owned() };
+    // Hashed before and unchanged since: see digest_cache.rs.
+    let cache = super::digest_cache::default_path();
+    let before = f.metadata().with_context(cannot)?;
+    if let Some(sha) = cache.as_deref().and_then(|c| super::digest_cache::lookup(c, &before)) {
+        return Ok((upload, sha));
+    }
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
     let mut len = 0;
@@ -119,7 +129,11 @@ fn digest(flag: &'static str, path: &Path) -> anyhow::Result<(Upload, String)> {
         }
     }
     let sha = if len == 0 { String::new() } else { hex::encode(h.finalize()) };
-    Ok((Upload { flag, path: path.to_owned() }, sha))
+    if let (Some(c), Ok(after)) = (cache, f.metadata()) {
+        let now = std::time::SystemTime::now();
+        super::digest_cache::remember(&c, &before, &after, &sha, now, super::digest_cache::SETTLED);
+    }
+    Ok((upload, sha))
 }
 
 impl Upload {

@@ -7,6 +7,7 @@ mod audit;
 mod client;
 mod commands;
 mod daemon;
+mod digest_cache;
 pub mod output;
 mod profile;
 pub mod protojson;
