@@ -126,12 +126,18 @@ fn big_script(cmd: &str) -> String {
 /// The CLI with `SOLO_TIMING`, which shows whether the daemon asked for
 /// the bytes (`not-stored`).
 fn cli_timed(d: &Daemon, args: &[&str]) -> (bool, String) {
+    cli_timed_env(d, args, &[])
+}
+
+/// [`cli_timed`] with more environment.
+fn cli_timed_env(d: &Daemon, args: &[&str], env: &[(&str, &std::path::Path)]) -> (bool, String) {
     let o = Command::new(common::solo_bin())
         .arg("--socket")
         .arg(&d.socket)
         .args(args)
         .env("SOLO_STATE_DIR", &d.state)
         .env("SOLO_TIMING", "1")
+        .envs(env.iter().copied())
         .env_remove("SOLO_TOKEN")
         .env_remove("SOLO_TOKEN_FILE")
         .stdin(Stdio::null())
@@ -197,22 +203,9 @@ fn a_file_changed_in_place_is_hashed_again_never_deployed_stale() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache_home = dir.path().join("cache");
     let deploy = |id: &str, path: &str| {
-        let o = Command::new(common::solo_bin())
-            .arg("--socket")
-            .arg(&d.socket)
-            .args(["deploy", id, "--script", path, "--interpreter", "sh", "--wait"])
-            .env("SOLO_STATE_DIR", &d.state)
-            .env("XDG_CACHE_HOME", &cache_home)
-            .env("SOLO_TIMING", "1")
-            .env_remove("SOLO_DIGEST_CACHE")
-            .env_remove("SOLO_TOKEN")
-            .env_remove("SOLO_TOKEN_FILE")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run solo CLI");
-        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert!(o.status.success(), "solo deploy {id} failed: {stderr}");
-        stderr.contains(" not-stored ")
+        let args = ["deploy", id, "--script", path, "--interpreter", "sh", "--wait"];
+        cli_timed_env(&d, &args, &[("XDG_CACHE_HOME", &cache_home), ("SOLO_DIGEST_CACHE", std::path::Path::new("on"))])
+            .0
     };
     let cache = cache_home.join("solo/sha256");
     let entries = || std::fs::read_to_string(&cache).map(|t| t.lines().count()).unwrap_or(0);
