@@ -52,7 +52,7 @@ pub fn launch(
                 let _ = sys::write_all(rep_w.as_raw_fd(), &StepError { step: steps::Step::Clone, errno }.encode());
                 sys::exit_now(127)
             }
-            let _ = sys::write_all(rep_w.as_raw_fd(), &report(steps::REPORT_OWN_FDS, 0));
+            let _ = sys::write_all(rep_w.as_raw_fd(), &steps::record(steps::REPORT_OWN_FDS, 0));
             drop((rep_r, ack_w));
             let ch = steps::Channel { report: rep_w.as_raw_fd(), ack: ack_r.as_raw_fd() };
             let e = steps::apply(&prepared, &ch);
@@ -85,8 +85,7 @@ pub fn launch(
         if n < 8 {
             break; // exec'd: the close-on-exec pipe closed
         }
-        let code = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-        let value = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+        let (code, value) = steps::parse_record(&b);
         match code {
             steps::REPORT_LANDLOCK => landlock = Some(landlock::Outcome::from_i32(value)),
             steps::REPORT_LISTENER => {
@@ -105,13 +104,6 @@ pub fn launch(
     Ok(Launched { pid, pidfd, listener, enforcement: enforcement(plan, &missing, memfd_noexec, landlock) })
 }
 
-fn report(code: u32, value: i32) -> [u8; 8] {
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&code.to_ne_bytes());
-    b[4..].copy_from_slice(&value.to_ne_bytes());
-    b
-}
-
 /// The child's first record: [`steps::REPORT_OWN_FDS`], or the failure it
 /// sent, or (the child died before writing: `pidfd` readable) ECHILD.
 fn own_fds_reported(rep_r: RawFd, pidfd: &OwnedFd) -> Result<(), StepError> {
@@ -122,7 +114,7 @@ fn own_fds_reported(rep_r: RawFd, pidfd: &OwnedFd) -> Result<(), StepError> {
     }
     let mut b = [0u8; 8];
     match sys::read_full(rep_r, &mut b) {
-        Ok(8) if u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) == steps::REPORT_OWN_FDS => Ok(()),
+        Ok(8) if steps::parse_record(&b).0 == steps::REPORT_OWN_FDS => Ok(()),
         Ok(8) => Err(StepError::decode(&b)),
         Ok(_) => Err(clone_err(libc::ECHILD)),
         Err(e) => Err(clone_err(e.0)),

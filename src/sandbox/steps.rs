@@ -163,16 +163,26 @@ impl std::fmt::Display for StepError {
 impl StepError {
     /// Eight bytes: step and errno, native-endian (same machine).
     pub fn encode(self) -> [u8; 8] {
-        let mut b = [0u8; 8];
-        b[..4].copy_from_slice(&(self.step as u32).to_ne_bytes());
-        b[4..].copy_from_slice(&self.errno.0.to_ne_bytes());
-        b
+        record(self.step as u32, self.errno.0)
     }
     pub fn decode(b: &[u8; 8]) -> StepError {
-        let step = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-        let errno = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+        let (step, errno) = parse_record(b);
         StepError { step: Step::from_u32(step).unwrap_or(Step::Exec), errno: Errno(errno) }
     }
+}
+
+/// One 8-byte record of the report pipe: a code (a [`Step`] that failed,
+/// or one of the `REPORT_*` below) and a value (an errno, or the report's).
+pub fn record(code: u32, value: i32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&code.to_ne_bytes());
+    b[4..].copy_from_slice(&value.to_ne_bytes());
+    b
+}
+
+/// The code and value of a [`record`].
+pub fn parse_record(b: &[u8; 8]) -> (u32, i32) {
+    (u32::from_ne_bytes([b[0], b[1], b[2], b[3]]), i32::from_ne_bytes([b[4], b[5], b[6], b[7]]))
 }
 
 /// Records the child sends the launcher besides a failure: codes above
@@ -510,10 +520,7 @@ fn rlimits(p: &Prepared) -> Result<(), StepError> {
 }
 
 fn report(ch: &Channel, code: u32, value: i32) -> Result<(), Errno> {
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&code.to_ne_bytes());
-    b[4..].copy_from_slice(&value.to_ne_bytes());
-    sys::write_all(ch.report, &b)
+    sys::write_all(ch.report, &record(code, value))
 }
 
 fn landlock(p: &Prepared, ch: &Channel) -> Result<(), StepError> {
